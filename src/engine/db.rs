@@ -1,0 +1,255 @@
+//! The database: open (and recovery), background work, and close.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::commit::GroupCommit;
+use super::replay::replay;
+use crate::crypto::keyring::{Keyring, Manifest};
+use crate::crypto::master::{Kdf, MasterKey};
+use crate::error::{Error, Result};
+use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
+use crate::fs;
+use crate::options::{Durability, Options};
+use crate::store::Store;
+use crate::wal::LogWriter;
+
+/// How often the background thread looks for log segments to remove.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(200);
+
+/// The state every handle shares.
+pub(crate) struct Inner {
+    pub(crate) keyring: Keyring,
+    pub(crate) store: Store,
+    pub(crate) commit: GroupCommit,
+    pub(crate) compression_threshold: usize,
+}
+
+/// An open strongroom database. Cheap to share across threads by reference
+/// (`Db: Send + Sync`).
+///
+/// Dropping it stops the background work, syncs the log and flushes the
+/// store; [`Db::close`] does the same and reports errors.
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+    background: Background,
+    closed: bool,
+}
+
+impl Db {
+    /// Opens the database in folder `path`, creating it if missing (unless
+    /// `options.create_if_missing` is off).
+    ///
+    /// Checks the master key before reading or writing anything else, then
+    /// replays the log into the store, cutting off a torn tail.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let path = path.as_ref();
+        if options.segment_bytes_max < SEGMENT_BYTES_MIN {
+            return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
+        }
+        let keyring_dir = path.join(KEYRING_DIR);
+        let manifest = match Keyring::read_manifest(&keyring_dir)? {
+            Some(manifest) => manifest,
+            None => create(path, &options)?,
+        };
+        let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
+        if !master.matches(&manifest.check) {
+            return Err(Error::WrongMasterKey);
+        }
+        let keyring = Keyring::open(&keyring_dir, &master)?;
+        let wal_dir = path.join(WAL_DIR);
+        fs::create_dir_durable(&wal_dir)?;
+        let store = Store::open(path, options.block_cache_bytes)?;
+        let mac_key = master.frame_mac_key(&manifest.log_id);
+        let replayed = replay(&wal_dir, &mac_key, &manifest.log_id, &store)?;
+        let writer = LogWriter::open(
+            &wal_dir,
+            manifest.log_id,
+            mac_key,
+            options.segment_bytes_max,
+            &replayed.log,
+            store.applied_lsn()?,
+        )?;
+        let inner = Arc::new(Inner {
+            keyring,
+            store,
+            commit: GroupCommit::new(writer, options.durability, replayed.log.last_commit_us),
+            compression_threshold: options.compression_threshold_bytes,
+        });
+        tracing::info!(path = %path.display(), replayed = replayed.frames, "database open");
+        let background = Background::start(&inner, options.durability);
+        Ok(Db {
+            inner,
+            background,
+            closed: false,
+        })
+    }
+
+    /// Makes every acknowledged write durable (useful under
+    /// [`Durability::SyncInterval`]; a no-op under the default).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.commit.writer().lock().sync()
+    }
+
+    /// Flushes the store to its files and removes the log segments that the
+    /// flush has made redundant. The engine does this by itself whenever the
+    /// log moves to a new segment.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.checkpoint()
+    }
+
+    /// LSN of the last committed batch (0 for an empty database).
+    pub fn last_lsn(&self) -> crate::Lsn {
+        crate::Lsn(self.inner.commit.writer().lock().written_lsn())
+    }
+
+    /// Stops background work, syncs the log and flushes the store.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        self.background.stop();
+        self.sync()?;
+        self.inner.store.flush()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "closing the database");
+        }
+    }
+}
+
+impl Inner {
+    /// Flushes the store, then removes sealed segments it made redundant.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        // Whenever the writer is free the store has applied all it wrote.
+        let lsn = self.commit.writer().lock().written_lsn();
+        self.store.flush()?;
+        let removed = self.commit.writer().lock().remove_segments_through(lsn)?;
+        if removed > 0 {
+            tracing::debug!(
+                removed,
+                through_lsn = lsn,
+                "log: removed segments the store holds"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Creates a new database's folders and keyring manifest. Refuses a folder
+/// that holds anything but an empty keyring folder.
+fn create(path: &Path, options: &Options) -> Result<Manifest> {
+    if path.join(WAL_DIR).exists() || path.join(STORE_DIR).exists() {
+        return Err(Error::NotADatabase(path.to_path_buf()));
+    }
+    if !options.create_if_missing {
+        return Err(Error::NotFound(path.to_path_buf()));
+    }
+    if path.exists() && !is_empty_or_only_keyring(path) {
+        return Err(Error::NotADatabase(path.to_path_buf()));
+    }
+    let kdf = Kdf::for_new_database(&options.master_key);
+    let master = MasterKey::resolve(&options.master_key, &kdf)?;
+    let mut log_id = [0u8; LOG_ID_LEN];
+    crate::crypto::fill_random(&mut log_id);
+    let manifest = Manifest {
+        kdf,
+        check: master.check_value(),
+        log_id,
+    };
+    fs::create_dir_durable(path)?;
+    Keyring::create(&path.join(KEYRING_DIR), &manifest)?;
+    tracing::info!(path = %path.display(), "created a new database");
+    Ok(manifest)
+}
+
+fn is_empty_or_only_keyring(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.flatten().all(|e| e.file_name() == KEYRING_DIR)
+}
+
+/// Background threads: the interval syncer and the checkpointer.
+struct Background {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(inner: &Arc<Inner>, durability: Durability) -> Background {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut threads = vec![spawn_loop(
+            "strongroom-checkpoint",
+            inner,
+            &stop,
+            CHECKPOINT_POLL,
+            |inner| {
+                if !inner.commit.writer().lock().sealed_segments().is_empty() {
+                    inner.checkpoint()?;
+                }
+                Ok(())
+            },
+        )];
+        if let Durability::SyncInterval(interval) = durability {
+            threads.push(spawn_loop(
+                "strongroom-sync",
+                inner,
+                &stop,
+                interval,
+                |inner| inner.commit.writer().lock().sync(),
+            ));
+        }
+        Background { stop, threads }
+    }
+
+    fn stop(&mut self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn spawn_loop(
+    name: &str,
+    inner: &Arc<Inner>,
+    stop: &Arc<(Mutex<bool>, Condvar)>,
+    every: Duration,
+    work: impl Fn(&Inner) -> Result<()> + Send + 'static,
+) -> JoinHandle<()> {
+    let inner = Arc::clone(inner);
+    let stop = Arc::clone(stop);
+    let thread_name = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let (lock, cv) = &*stop;
+            let mut stopped = lock.lock();
+            while !*stopped {
+                cv.wait_for(&mut stopped, every);
+                if *stopped {
+                    break;
+                }
+                drop(stopped);
+                if let Err(e) = work(&inner) {
+                    tracing::warn!(thread = %thread_name, error = %e, "background work failed");
+                }
+                stopped = lock.lock();
+            }
+        })
+        .expect("spawning a background thread")
+}

@@ -1,0 +1,121 @@
+//! Handles on a tenant's scope and on a subject's scope.
+
+use std::sync::Arc;
+
+use super::batch::WriteBatch;
+use super::db::Db;
+use super::snapshot::{Scan, Snapshot};
+use crate::Lsn;
+use crate::error::Result;
+use crate::scope::{Scope, SubjectId, TenantId};
+
+/// A tenant's own scope, and the way to its subjects. Obtained from
+/// [`Db::tenant`]; cheap to create, borrows the database.
+#[derive(Clone, Copy)]
+pub struct Tenant<'db> {
+    db: &'db Db,
+    id: TenantId,
+}
+
+/// One subject's scope inside a tenant, with its own key. Obtained from
+/// [`Tenant::subject`].
+#[derive(Clone, Copy)]
+pub struct Subject<'db> {
+    db: &'db Db,
+    scope: Scope,
+}
+
+impl Db {
+    /// A handle on tenant `id`. The tenant's key is created, durably, by its
+    /// first write.
+    pub fn tenant(&self, id: TenantId) -> Tenant<'_> {
+        Tenant { db: self, id }
+    }
+}
+
+/// The operations both handles offer, each delegating to `Inner` with the
+/// handle's scope.
+macro_rules! scope_ops {
+    () => {
+        /// Puts `value` at `key`, durably (as the durability option says).
+        /// Returns the LSN of the commit.
+        pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Lsn> {
+            let mut batch = WriteBatch::new();
+            batch.put(key, value);
+            self.write(batch)
+        }
+
+        /// Deletes `key`. Returns the LSN of the commit.
+        pub fn delete(&self, key: &[u8]) -> Result<Lsn> {
+            let mut batch = WriteBatch::new();
+            batch.delete(key);
+            self.write(batch)
+        }
+
+        /// Commits `batch` atomically, as one log frame. Its ops without a
+        /// subject target this handle's scope.
+        pub fn write(&self, batch: WriteBatch) -> Result<Lsn> {
+            self.db.inner.write(self.scope(), &batch)
+        }
+
+        /// The value at `key`, if any.
+        pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.db.inner.get(self.scope(), key, None)
+        }
+
+        /// Every (key, value) of this scope, in token order (the order of
+        /// keyed hashes of the keys, not of the keys themselves).
+        pub fn scan(&self) -> Result<Scan<'db>> {
+            Scan::new(&self.db.inner, self.scope(), None)
+        }
+
+        /// A consistent read-only view of this scope (and, through
+        /// [`Snapshot::subject`], of the tenant's subjects).
+        pub fn snapshot(&self) -> Snapshot<'db> {
+            Snapshot {
+                inner: &self.db.inner,
+                snapshot: Arc::new(self.db.inner.store.snapshot()),
+                scope: self.scope(),
+            }
+        }
+    };
+}
+
+impl<'db> Tenant<'db> {
+    scope_ops!();
+
+    /// The tenant's id.
+    pub fn id(&self) -> TenantId {
+        self.id
+    }
+
+    /// A handle on subject `id` of this tenant.
+    pub fn subject(&self, id: SubjectId) -> Subject<'db> {
+        Subject {
+            db: self.db,
+            scope: Scope::subject(self.id, id),
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::tenant(self.id)
+    }
+}
+
+impl<'db> Subject<'db> {
+    scope_ops!();
+
+    /// The subject's id.
+    pub fn id(&self) -> SubjectId {
+        self.scope.subject.expect("a subject scope")
+    }
+
+    /// The tenant's id.
+    pub fn tenant_id(&self) -> TenantId {
+        self.scope.tenant
+    }
+
+    fn scope(&self) -> Scope {
+        self.scope
+    }
+}

@@ -1,0 +1,10 @@
+//! The engine: the database, its scopes, batches, snapshots, the group
+//! commit and the replay loop.
+
+pub(crate) mod batch;
+pub(crate) mod commit;
+pub(crate) mod db;
+pub(crate) mod handles;
+pub(crate) mod ops;
+pub(crate) mod replay;
+pub(crate) mod snapshot;

@@ -1,0 +1,132 @@
+//! The operations every scope handle offers, written once.
+
+use std::sync::Arc;
+
+use super::batch::{BatchOp, WriteBatch};
+use super::db::Inner;
+use crate::Lsn;
+use crate::crypto::record::{self, OpenError};
+use crate::crypto::scope_key::{ScopeKey, Token};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{FRAME_PAYLOAD_MAX, USER_KEY_MAX, USER_VALUE_MAX};
+use crate::scope::Scope;
+use crate::store::StoreSnapshot;
+use crate::wal::EncodedBatch;
+use crate::wal::entry::{Entry, Op};
+
+impl Inner {
+    /// Seals and commits a batch whose ops target `scope` (for `None`) or a
+    /// subject of `scope`'s tenant.
+    pub(crate) fn write(&self, scope: Scope, batch: &WriteBatch) -> Result<Lsn> {
+        let mut encoded = EncodedBatch::default();
+        let mut sealed = Vec::new();
+        for (target, op) in &batch.ops {
+            let scope = match target {
+                None => scope,
+                Some(subject) => Scope::subject(scope.tenant, *subject),
+            };
+            let (user_key, value) = match op {
+                BatchOp::Put { key, value } => (key, Some(value)),
+                BatchOp::Delete { key } => (key, None),
+            };
+            check_sizes(user_key, value.map_or(&[][..], |v| v.as_slice()))?;
+            let key = match value {
+                Some(_) => self.keyring.current_key_or_create(scope)?,
+                // A scope without a key holds nothing to delete.
+                None => match self.keyring.current_key(scope)? {
+                    Some(key) => key,
+                    None => continue,
+                },
+            };
+            let token = key.token(user_key);
+            sealed.clear();
+            if let Some(value) = value {
+                record::seal(
+                    &key,
+                    &token,
+                    user_key,
+                    value,
+                    self.compression_threshold,
+                    &mut sealed,
+                );
+            }
+            let entry = Entry {
+                scope,
+                key_version: key.version(),
+                token,
+                op: if value.is_some() {
+                    Op::Put(&sealed)
+                } else {
+                    Op::Delete
+                },
+            };
+            entry.encode_into(&mut encoded.entries);
+            encoded.count += 1;
+            if encoded.entries.len() > FRAME_PAYLOAD_MAX / 2 {
+                return Err(Error::InvalidArgument("batch larger than 32 MiB"));
+            }
+        }
+        if encoded.count == 0 {
+            return Ok(Lsn(self.commit.writer().lock().written_lsn()));
+        }
+        self.commit.commit(&self.store, encoded).map(Lsn)
+    }
+
+    /// Reads `user_key` in `scope`, from `snapshot` if given.
+    pub(crate) fn get(
+        &self,
+        scope: Scope,
+        user_key: &[u8],
+        snapshot: Option<&StoreSnapshot<'_>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(key) = self.keyring.current_key(scope)? else {
+            return Ok(None);
+        };
+        let token = key.token(user_key);
+        let store_key = crate::store::key_codec::data_key(scope, &token);
+        let Some(sealed) = self.store.get(&store_key, snapshot)? else {
+            return Ok(None);
+        };
+        let (stored_key, value) = self.open(scope, &key, &token, &sealed)?;
+        if stored_key != user_key {
+            // Tokens are 128-bit PRF outputs: a mismatch means tampering.
+            return Err(self.store.corruption(CorruptionKind::RecordAuth));
+        }
+        Ok(Some(value))
+    }
+
+    /// Opens a sealed record of `scope`, with the key version it names.
+    pub(crate) fn open(
+        &self,
+        scope: Scope,
+        current: &Arc<ScopeKey>,
+        token: &Token,
+        sealed: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let version = record::key_version(sealed)
+            .ok_or_else(|| self.store.corruption(CorruptionKind::Truncated))?;
+        let key = if version == current.version() {
+            Arc::clone(current)
+        } else {
+            self.keyring
+                .key_at(scope, version)?
+                .ok_or_else(|| self.store.corruption(CorruptionKind::RecordAuth))?
+        };
+        record::open(&key, token, sealed).map_err(|e| {
+            self.store.corruption(match e {
+                OpenError::Auth => CorruptionKind::RecordAuth,
+                OpenError::Malformed => CorruptionKind::Malformed("sealed record"),
+            })
+        })
+    }
+}
+
+fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
+    if key.len() > USER_KEY_MAX {
+        return Err(Error::InvalidArgument("key longer than 64 KiB"));
+    }
+    if value.len() > USER_VALUE_MAX {
+        return Err(Error::InvalidArgument("value longer than 16 MiB"));
+    }
+    Ok(())
+}

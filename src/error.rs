@@ -1,0 +1,162 @@
+//! The engine's public error, into which every layer's error converts.
+//!
+//! Each layer (`crypto`, `wal`, `store`) has its own error enum; callers of
+//! the public API see only [`Error`], whose variants are the cases a caller
+//! branches on. No error ever carries key material or user plaintext.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What was wrong with bytes read from disk.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CorruptionKind {
+    /// The file does not start with the magic bytes of its format.
+    #[error("bad magic bytes")]
+    BadMagic,
+    /// A CRC32 did not match the bytes it covers.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// A frame's MAC did not match: a frame was forged, dropped, reordered or
+    /// replayed, or its bytes were changed and the CRC recomputed.
+    #[error("MAC chain broken")]
+    MacChain,
+    /// The file ends inside a structure.
+    #[error("truncated")]
+    Truncated,
+    /// A length field is out of range.
+    #[error("length {0} out of range")]
+    Length(u64),
+    /// A field holds a value its format does not allow.
+    #[error("malformed: {0}")]
+    Malformed(&'static str),
+    /// LSNs must increase strictly through the log.
+    #[error("LSN {found} follows LSN {previous}")]
+    LsnOrder {
+        /// The LSN before.
+        previous: u64,
+        /// The LSN found.
+        found: u64,
+    },
+    /// The log lacks frames the store has not applied.
+    #[error(
+        "log gap: the store holds up to LSN {applied}, but the log's next frame is LSN {first}"
+    )]
+    LogGap {
+        /// LSN up to which the store (with the frames replayed) holds history.
+        applied: u64,
+        /// LSN of the log's next frame.
+        first: u64,
+    },
+    /// A sealed record failed authentication (changed, or moved to another
+    /// key, scope or key version).
+    #[error("sealed record failed authentication")]
+    RecordAuth,
+    /// A wrapped key failed authentication.
+    #[error("wrapped key failed authentication")]
+    KeyAuth,
+}
+
+/// The error of every public strongroom call.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The master key does not open this database. Nothing was read or written.
+    #[error("wrong master key for this database")]
+    WrongMasterKey,
+    /// The master key could not be obtained from its source.
+    #[error("master key source: {0}")]
+    MasterKeySource(String),
+    /// Bytes on disk are not what strongroom wrote.
+    #[error("corruption in {file} at offset {offset}: {kind}")]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the damaged structure in that file.
+        offset: u64,
+        /// What is wrong.
+        kind: CorruptionKind,
+    },
+    /// A file was written by a format version this build cannot read.
+    #[error("{file} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        file: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// An operating-system I/O error.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A sync of the log failed, a failed write could not be undone, or the
+    /// store could not apply a logged batch: the log's state on disk, or the
+    /// store's, is unknown, so every write is refused until a reopen (which
+    /// replays the log).
+    #[error("the database refuses writes after a failed log write or sync; reopen it")]
+    Poisoned,
+    /// RocksDB reported an error.
+    #[error("store: {0}")]
+    Store(String),
+    /// The data directory exists but is not a strongroom database.
+    #[error("{0} is not a strongroom database")]
+    NotADatabase(PathBuf),
+    /// The data directory does not exist and `create_if_missing` is off.
+    #[error("no database at {0}")]
+    NotFound(PathBuf),
+    /// An argument is out of range (say, a key or value that is too large).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+/// Result of every public strongroom call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches the path to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+impl Error {
+    /// A copy of this error, for each writer of a group commit that failed.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Corruption { file, offset, kind } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                kind: kind.clone(),
+            },
+            Error::Store(message) => Error::Store(message.clone()),
+            Error::Poisoned => Error::Poisoned,
+            other => Error::Store(other.to_string()),
+        }
+    }
+
+    pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, kind: CorruptionKind) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            kind,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Every constant of strongroom's on-disk formats, in one place.
+//!
+//! `docs/FORMAT.md` describes the layouts these constants belong to, byte by
+//! byte. All integers in files are little-endian; the only big-endian integers
+//! are the RocksDB key prefixes (so that they sort), encoded in
+//! [`crate::store::key_codec`] alone.
+
+// ---------------------------------------------------------------------------
+// Data directory layout
+// ---------------------------------------------------------------------------
+
+/// Folder of the write-ahead log, under the data directory.
+pub const WAL_DIR: &str = "wal";
+/// Folder of the RocksDB store, under the data directory.
+pub const STORE_DIR: &str = "store";
+/// Folder of the keyring, under the data directory.
+pub const KEYRING_DIR: &str = "keyring";
+/// Suffix of temporary files written before an atomic rename.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+// ---------------------------------------------------------------------------
+// Log segments
+// ---------------------------------------------------------------------------
+
+/// First bytes of every log segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SRWALSEG";
+/// Version of the segment and frame format this build writes and reads.
+pub const SEGMENT_VERSION: u32 = 1;
+/// Suffix of a segment file; its stem is the first LSN, 20 decimal digits.
+pub const SEGMENT_SUFFIX: &str = ".wal";
+/// Digits of the LSN in a segment file name (enough for `u64::MAX`).
+pub const SEGMENT_NAME_DIGITS: usize = 20;
+
+/// Segment header: magic(8) version(4) flags(4) first_lsn(8) log_id(16)
+/// prev_mac(32) crc32(4) reserved(4).
+pub const SEGMENT_HEADER_LEN: usize = 80;
+/// Offset of the header's CRC, which covers every header byte before it.
+pub const SEGMENT_HEADER_CRC_OFFSET: usize = 8 + 4 + 4 + 8 + LOG_ID_LEN + MAC_LEN;
+const _: () = assert!(SEGMENT_HEADER_CRC_OFFSET + 4 + 4 == SEGMENT_HEADER_LEN);
+
+/// Length of the random identifier of one database's log.
+pub const LOG_ID_LEN: usize = 16;
+
+/// Default size at which the writer starts a new segment.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+/// Smallest segment size an `Options` may ask for (tests use small segments).
+pub const SEGMENT_BYTES_MIN: u64 = 4 << 10;
+
+// ---------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------
+
+/// Frame header: len(4) crc32(4). The CRC covers len, payload and mac.
+pub const FRAME_HEADER_LEN: usize = 8;
+/// Length of a frame's MAC (keyed BLAKE3).
+pub const MAC_LEN: usize = 32;
+/// Bytes of a frame around its payload.
+pub const FRAME_OVERHEAD: usize = FRAME_HEADER_LEN + MAC_LEN;
+/// Largest payload a frame may carry. A larger claimed length is corruption.
+pub const FRAME_PAYLOAD_MAX: usize = 64 << 20;
+/// Payload header: lsn(8) commit_time_us(8) synced_lsn(8) entry_count(4).
+pub const PAYLOAD_HEADER_LEN: usize = 28;
+/// A group commit takes queued batches while their entries stay within this
+/// many bytes (always at least one batch, which may alone be larger).
+/// Bounds the work a leader does for its followers.
+pub const GROUP_BYTES_MAX: usize = 4 << 20;
+const _: () = assert!(FRAME_PAYLOAD_MAX <= u32::MAX as usize);
+
+/// Entry operation: put a sealed record.
+pub const OP_PUT: u8 = 1;
+/// Entry operation: delete the record with the entry's token.
+pub const OP_DELETE: u8 = 2;
+
+/// Scope kind: the tenant's own scope.
+pub const SCOPE_TENANT: u8 = 0;
+/// Scope kind: one subject inside the tenant.
+pub const SCOPE_SUBJECT: u8 = 1;
+
+/// Entry header: tenant(8) scope_kind(1) subject(8) key_version(4) op(1) token.
+pub const ENTRY_HEADER_LEN: usize = 8 + 1 + 8 + 4 + 1 + TOKEN_LEN;
+
+// ---------------------------------------------------------------------------
+// Tokens and sealed records
+// ---------------------------------------------------------------------------
+
+/// Length of a token: the keyed PRF of a user key (128 bits).
+pub const TOKEN_LEN: usize = 16;
+/// XChaCha20-Poly1305 nonce length (192 bits, random).
+pub const NONCE_LEN: usize = 24;
+/// Poly1305 tag length.
+pub const TAG_LEN: usize = 16;
+/// Length of every symmetric key strongroom uses.
+pub const KEY_LEN: usize = 32;
+/// Bytes a sealed record adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// Record plaintext flag: the body is zstd-compressed.
+pub const RECORD_FLAG_ZSTD: u8 = 0b0000_0001;
+/// Record plaintext header: flags(1) key_len(4).
+pub const RECORD_HEADER_LEN: usize = 5;
+/// Default size of a record's body (key length, key and value) above which
+/// it is compressed; the compressed form is kept only if it is smaller.
+pub const COMPRESSION_THRESHOLD_DEFAULT: usize = 512;
+/// zstd level for record compression (fast; records are small).
+pub const ZSTD_LEVEL: i32 = 3;
+/// Largest user key.
+pub const USER_KEY_MAX: usize = 64 << 10;
+/// Largest user value.
+pub const USER_VALUE_MAX: usize = 16 << 20;
+const _: () = assert!(
+    USER_KEY_MAX + USER_VALUE_MAX + RECORD_HEADER_LEN + SEAL_OVERHEAD + ENTRY_HEADER_LEN + 4
+        < FRAME_PAYLOAD_MAX
+);
+
+/// Domain separator at the start of a record's associated data.
+pub const RECORD_AAD_DOMAIN: &[u8; 16] = b"strongroom.rec.1";
+/// Domain separator at the start of a wrapped key's associated data.
+pub const WRAP_AAD_DOMAIN: &[u8; 16] = b"strongroom.wrp.1";
+
+// ---------------------------------------------------------------------------
+// Key derivation contexts (BLAKE3 `derive_key`)
+// ---------------------------------------------------------------------------
+
+/// Master key → check value stored in the keyring manifest.
+pub const KDF_MASTER_CHECK: &str = "strongroom 2026-11 master key check value v1";
+/// Master key and log id → MAC key of the log's frame chain.
+pub const KDF_MASTER_FRAME_MAC: &str = "strongroom 2026-11 log frame mac v1";
+/// Master key → key that wraps tenant keys.
+pub const KDF_MASTER_WRAP: &str = "strongroom 2026-11 tenant key wrap v1";
+/// Scope key → record sealing key.
+pub const KDF_SCOPE_SEAL: &str = "strongroom 2026-11 record seal v1";
+/// Scope key → token PRF key.
+pub const KDF_SCOPE_TOKEN: &str = "strongroom 2026-11 record token v1";
+/// Tenant key → key that wraps the tenant's subject keys.
+pub const KDF_TENANT_SUBJECT_WRAP: &str = "strongroom 2026-11 subject key wrap v1";
+
+// ---------------------------------------------------------------------------
+// Keyring
+// ---------------------------------------------------------------------------
+
+/// First bytes of the keyring manifest.
+pub const KEYRING_MANIFEST_MAGIC: [u8; 8] = *b"SRKEYMAN";
+/// First bytes of every keyring shard.
+pub const KEYRING_SHARD_MAGIC: [u8; 8] = *b"SRKEYSHD";
+/// Version of the keyring formats this build writes and reads.
+pub const KEYRING_VERSION: u32 = 1;
+/// File name of the keyring manifest.
+pub const KEYRING_MANIFEST_FILE: &str = "MANIFEST";
+/// Folder of the tenant key shards, under the keyring folder.
+pub const KEYRING_TENANTS_DIR: &str = "tenants";
+/// Folder of the subject key shards, under the keyring folder.
+pub const KEYRING_SUBJECTS_DIR: &str = "subjects";
+/// Suffix of a keyring shard file.
+pub const KEYRING_SHARD_SUFFIX: &str = ".keys";
+/// Number of shards tenant keys are spread over.
+pub const TENANT_SHARDS: u32 = 256;
+/// Number of shards each tenant's subject keys are spread over.
+pub const SUBJECT_SHARDS: u32 = 1024;
+
+/// Manifest: magic(8) version(4) kdf(1) m_cost_kib(4) t_cost(4) p_cost(4)
+/// salt(16) check(32) log_id(16) crc32(4).
+pub const KEYRING_MANIFEST_LEN: usize = 8 + 4 + 1 + 4 + 4 + 4 + SALT_LEN + KEY_LEN + LOG_ID_LEN + 4;
+/// Master key supplied directly (bytes, file or environment variable).
+pub const KDF_NONE: u8 = 0;
+/// Master key derived from a passphrase with Argon2id.
+pub const KDF_ARGON2ID: u8 = 1;
+/// Length of the Argon2id salt.
+pub const SALT_LEN: usize = 16;
+/// OWASP's first Argon2id recommendation: 19 MiB of memory.
+pub const ARGON2_M_COST_KIB: u32 = 19 * 1024;
+/// OWASP's first Argon2id recommendation: 2 iterations.
+pub const ARGON2_T_COST: u32 = 2;
+/// OWASP's first Argon2id recommendation: 1 lane.
+pub const ARGON2_P_COST: u32 = 1;
+
+/// Shard header: magic(8) version(4) kind(1) tenant(8) shard(4) crc32(4).
+pub const KEYRING_SHARD_HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4 + 4;
+/// Shard kind: tenant keys wrapped by the master key.
+pub const SHARD_KIND_TENANTS: u8 = 1;
+/// Shard kind: one tenant's subject keys wrapped by that tenant's key.
+pub const SHARD_KIND_SUBJECTS: u8 = 2;
+/// A wrapped key: nonce, the sealed 32-byte key, tag.
+pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
+/// Shard record: id(8) version(4) wrapper_version(4) created_us(8)
+/// wrapped(72) crc32(4).
+pub const KEYRING_RECORD_LEN: usize = 8 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+
+// ---------------------------------------------------------------------------
+// Store (RocksDB) keys
+// ---------------------------------------------------------------------------
+
+/// Namespace byte of the store's own metadata keys.
+pub const STORE_NS_META: u8 = 0;
+/// Namespace byte of user records.
+pub const STORE_NS_DATA: u8 = 1;
+/// A data key: ns(1) tenant(8) scope_kind(1) subject(8) token(16).
+pub const STORE_KEY_LEN: usize = 1 + 8 + 1 + 8 + TOKEN_LEN;
+/// Meta key holding the LSN of the last batch applied to the store.
+pub const META_APPLIED_LSN: &[u8] = b"\x00applied_lsn";
+const _: () = assert!(META_APPLIED_LSN[0] == STORE_NS_META);

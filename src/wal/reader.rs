@@ -1,0 +1,225 @@
+//! Reads the whole log, verifying it, and hands each frame to a visitor.
+//!
+//! Checks, in order, for every frame: length and CRC (cheap; finds torn
+//! writes), the MAC chain (finds forged, dropped, reordered or replayed
+//! frames), LSN order (contiguous inside a segment, increasing across
+//! segments), and that its entries decode.
+//!
+//! A bad frame in the last segment is a torn write, and the log ends before
+//! it, if no later frame vouches for it: every frame records `synced_lsn`,
+//! the highest LSN durable when it was written, so a later frame with
+//! `synced_lsn` at or past the bad frame's LSN proves that the bad frame had
+//! been synced, and the damage is corruption, not a torn write. Frames after
+//! an unvouched bad frame were never synced either. In any other segment a
+//! bad frame is corruption.
+
+use std::path::{Path, PathBuf};
+
+use super::entry::{self, Entry};
+use super::frame::{self, FrameError, Mac, PayloadHeader};
+use super::segment::{self, SegmentHeader};
+use crate::crypto::SecretKey;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{FRAME_HEADER_LEN, LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::fs;
+
+/// A verified frame, as handed to the visitor.
+#[derive(Debug)]
+pub(crate) struct LogFrame<'a> {
+    pub(crate) header: PayloadHeader,
+    pub(crate) entries: Vec<Entry<'a>>,
+}
+
+/// A segment as found by the reader.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentInfo {
+    pub(crate) path: PathBuf,
+    pub(crate) first_lsn: u64,
+    /// LSN of its last frame, or `None` if it holds no frame.
+    pub(crate) last_lsn: Option<u64>,
+    /// Bytes up to the end of its last good frame.
+    pub(crate) valid_len: u64,
+}
+
+/// Where a torn write left bytes that recovery must cut off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TornTail {
+    pub(crate) path: PathBuf,
+    /// Offset of the first bad byte; 0 if the segment's header itself is torn.
+    pub(crate) offset: u64,
+}
+
+/// What the reader found.
+#[derive(Debug, Clone)]
+pub(crate) struct LogSummary {
+    pub(crate) segments: Vec<SegmentInfo>,
+    /// LSN of the last good frame, or 0 if the log has none.
+    pub(crate) last_lsn: u64,
+    /// MAC of the last good frame (or the chain start of an empty log).
+    pub(crate) last_mac: Mac,
+    /// Commit time of the last good frame (0 if none).
+    pub(crate) last_commit_us: u64,
+    pub(crate) torn_tail: Option<TornTail>,
+}
+
+/// Reads every segment in `dir` and calls `visit` for each verified frame.
+pub(crate) fn read_log(
+    dir: &Path,
+    mac_key: &SecretKey,
+    log_id: &[u8; LOG_ID_LEN],
+    mut visit: impl FnMut(&LogFrame<'_>) -> Result<()>,
+) -> Result<LogSummary> {
+    let listed = segment::list(dir)?;
+    let mut summary = LogSummary {
+        segments: Vec::with_capacity(listed.len()),
+        last_lsn: 0,
+        last_mac: [0; 32],
+        last_commit_us: 0,
+        torn_tail: None,
+    };
+    for (i, (name_lsn, path)) in listed.iter().enumerate() {
+        let is_last = i + 1 == listed.len();
+        let bytes = fs::read(path)?;
+        let header = match SegmentHeader::decode(path, &bytes) {
+            Ok(h) => h,
+            // A segment whose creation was cut short holds no frame.
+            Err(_) if is_last && bytes.len() <= SEGMENT_HEADER_LEN => {
+                summary.torn_tail = Some(TornTail {
+                    path: path.clone(),
+                    offset: 0,
+                });
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let bad = |kind| Error::corruption(path, 0, kind);
+        if header.log_id != *log_id {
+            return Err(bad(CorruptionKind::Malformed(
+                "segment of another database",
+            )));
+        }
+        if header.first_lsn != *name_lsn {
+            return Err(bad(CorruptionKind::Malformed(
+                "segment name and header disagree",
+            )));
+        }
+        if i == 0 {
+            summary.last_mac = header.prev_mac;
+        } else if header.prev_mac != summary.last_mac {
+            return Err(bad(CorruptionKind::MacChain));
+        }
+        if header.first_lsn <= summary.last_lsn {
+            return Err(bad(CorruptionKind::LsnOrder {
+                previous: summary.last_lsn,
+                found: header.first_lsn,
+            }));
+        }
+        let info = read_segment(
+            path,
+            &bytes,
+            &header,
+            mac_key,
+            is_last,
+            &mut summary,
+            &mut visit,
+        )?;
+        summary.segments.push(info);
+    }
+    Ok(summary)
+}
+
+fn read_segment(
+    path: &Path,
+    bytes: &[u8],
+    header: &SegmentHeader,
+    mac_key: &SecretKey,
+    is_last: bool,
+    summary: &mut LogSummary,
+    visit: &mut impl FnMut(&LogFrame<'_>) -> Result<()>,
+) -> Result<SegmentInfo> {
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut expected_lsn = header.first_lsn;
+    let mut last_lsn = None;
+    while at < bytes.len() {
+        let corrupt = |offset: usize, kind| Error::corruption(path, offset as u64, kind);
+        let raw = match frame::parse(&bytes[at..]) {
+            Ok(raw) => raw,
+            Err(e) => {
+                if is_last && !vouched_after(bytes, at, expected_lsn) {
+                    summary.torn_tail = Some(TornTail {
+                        path: path.to_path_buf(),
+                        offset: at as u64,
+                    });
+                    break;
+                }
+                let kind = match e {
+                    FrameError::Truncated => CorruptionKind::Truncated,
+                    FrameError::Length(n) => CorruptionKind::Length(n),
+                    FrameError::Checksum => CorruptionKind::Checksum,
+                };
+                return Err(corrupt(at, kind));
+            }
+        };
+        if frame::mac(mac_key, &summary.last_mac, raw.payload) != *raw.mac {
+            return Err(corrupt(at, CorruptionKind::MacChain));
+        }
+        let ph = PayloadHeader::decode(raw.payload).expect("parse checked the payload length");
+        if ph.lsn != expected_lsn {
+            return Err(corrupt(
+                at,
+                CorruptionKind::LsnOrder {
+                    previous: expected_lsn - 1,
+                    found: ph.lsn,
+                },
+            ));
+        }
+        let entries = entry::decode_all(&raw.payload[PAYLOAD_HEADER_LEN..], ph.entry_count)
+            .map_err(|e| {
+                let offset = at + FRAME_HEADER_LEN + PAYLOAD_HEADER_LEN + e.offset;
+                corrupt(offset, CorruptionKind::Malformed(e.what))
+            })?;
+        visit(&LogFrame {
+            header: ph,
+            entries,
+        })?;
+        summary.last_mac = *raw.mac;
+        summary.last_lsn = ph.lsn;
+        summary.last_commit_us = ph.commit_time_us;
+        last_lsn = Some(ph.lsn);
+        expected_lsn = ph.lsn + 1;
+        at += raw.len;
+    }
+    Ok(SegmentInfo {
+        path: path.to_path_buf(),
+        first_lsn: header.first_lsn,
+        last_lsn,
+        valid_len: summary
+            .torn_tail
+            .as_ref()
+            .map_or(bytes.len() as u64, |t| t.offset),
+    })
+}
+
+/// Whether a frame after offset `bad_at` proves that the frame with LSN
+/// `bad_lsn` had been synced (its `synced_lsn` is at or past `bad_lsn`).
+///
+/// Candidates are frames whose LSN field is plausible and whose CRC checks
+/// out; following each found frame by its length keeps the scan linear.
+fn vouched_after(bytes: &[u8], bad_at: usize, bad_lsn: u64) -> bool {
+    let mut at = bad_at + 1;
+    while at + FRAME_HEADER_LEN + PAYLOAD_HEADER_LEN <= bytes.len() {
+        let lsn_field = &bytes[at + FRAME_HEADER_LEN..at + FRAME_HEADER_LEN + 8];
+        let lsn = u64::from_le_bytes(lsn_field.try_into().unwrap());
+        let plausible = lsn > bad_lsn && lsn - bad_lsn < (1 << 32);
+        if plausible && let Ok(raw) = frame::parse(&bytes[at..]) {
+            let ph = PayloadHeader::decode(raw.payload).expect("parse checked the length");
+            if ph.synced_lsn >= bad_lsn {
+                return true;
+            }
+            at += raw.len;
+            continue;
+        }
+        at += 1;
+    }
+    false
+}

@@ -1,0 +1,288 @@
+//! Appends frames to the active segment, syncs, and rolls segments.
+//!
+//! # Invariants
+//! - LSNs are contiguous inside a segment; a new segment starts at the next
+//!   LSN, and a segment is synced before the next one is created.
+//! - `synced_lsn <= written_lsn < next_lsn`, and every frame up to
+//!   `synced_lsn` has been fdatasync'ed.
+//! - After a failed sync (or a failed write that could not be undone) the
+//!   file's state is unknown: the writer is poisoned and refuses everything
+//!   (PostgreSQL's fsyncgate lesson: never retry a failed fsync and carry on).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::frame::{self, Mac, PayloadHeader};
+use super::reader::{LogSummary, SegmentInfo};
+use super::segment::{self, SegmentHeader};
+use crate::crypto::SecretKey;
+use crate::error::{Error, IoContext, Result};
+use crate::format::{LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::fs;
+
+/// The entries of one batch, encoded, waiting for an LSN.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedBatch {
+    pub(crate) entries: Vec<u8>,
+    pub(crate) count: u32,
+}
+
+/// A segment the writer has moved past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SealedSegment {
+    pub(crate) path: PathBuf,
+    /// LSN of its last frame; `None` if it holds none.
+    pub(crate) last_lsn: Option<u64>,
+}
+
+/// The log's single writer.
+pub(crate) struct LogWriter {
+    dir: PathBuf,
+    log_id: [u8; LOG_ID_LEN],
+    mac_key: SecretKey,
+    segment_bytes_max: u64,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    next_lsn: u64,
+    prev_mac: Mac,
+    synced_lsn: u64,
+    sealed: Vec<SealedSegment>,
+    poisoned: bool,
+    buf: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl LogWriter {
+    /// Opens the log for appending after [`super::read_log`] has verified it.
+    ///
+    /// Cuts off a torn tail, and starts after the highest LSN of the log and
+    /// of the store (`store_applied`): the store can be ahead of the log only
+    /// after a power cut under `Durability::SyncInterval`.
+    pub(crate) fn open(
+        dir: &Path,
+        log_id: [u8; LOG_ID_LEN],
+        mac_key: SecretKey,
+        segment_bytes_max: u64,
+        summary: &LogSummary,
+        store_applied: u64,
+    ) -> Result<LogWriter> {
+        let mut segments = summary.segments.clone();
+        if let Some(torn) = &summary.torn_tail {
+            cut_torn_tail(&torn.path, torn.offset, &mut segments)?;
+        }
+        let next_lsn = summary.last_lsn.max(store_applied) + 1;
+        // The last segment takes more frames if its next LSN is ours and it
+        // has room; else a new segment starts (after a gap, at `next_lsn`).
+        let resumable = segments.last().filter(|s| {
+            let its_next = s.last_lsn.map_or(s.first_lsn, |last| last + 1);
+            its_next == next_lsn && s.valid_len < segment_bytes_max
+        });
+        let (file, path, len, sealed_upto) = match resumable {
+            Some(last) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .at(&last.path)?;
+                // Frames read back may sit in the page cache only.
+                file.sync_data().at(&last.path)?;
+                (file, last.path.clone(), last.valid_len, segments.len() - 1)
+            }
+            None => {
+                if let Some(last) = segments.last() {
+                    File::open(&last.path)
+                        .and_then(|f| f.sync_data())
+                        .at(&last.path)?;
+                }
+                let (file, path) = create_segment(dir, &log_id, next_lsn, &summary.last_mac)?;
+                (file, path, SEGMENT_HEADER_LEN as u64, segments.len())
+            }
+        };
+        let sealed = segments[..sealed_upto]
+            .iter()
+            .map(|s| SealedSegment {
+                path: s.path.clone(),
+                last_lsn: s.last_lsn,
+            })
+            .collect();
+        Ok(LogWriter {
+            dir: dir.to_path_buf(),
+            log_id,
+            mac_key,
+            segment_bytes_max,
+            file,
+            path,
+            len,
+            next_lsn,
+            prev_mac: summary.last_mac,
+            synced_lsn: next_lsn - 1,
+            sealed,
+            poisoned: false,
+            buf: Vec::new(),
+            payload: Vec::new(),
+        })
+    }
+
+    /// Writes one frame per batch, with consecutive LSNs, in one `write`.
+    /// Returns the LSN of the first. Does not sync.
+    pub(crate) fn append(&mut self, batches: &[&EncodedBatch], commit_time_us: u64) -> Result<u64> {
+        self.check_poison()?;
+        if self.len >= self.segment_bytes_max {
+            self.roll()?;
+        }
+        let first_lsn = self.next_lsn;
+        let mut mac = self.prev_mac;
+        self.buf.clear();
+        for (i, batch) in batches.iter().enumerate() {
+            self.payload.clear();
+            PayloadHeader {
+                lsn: first_lsn + i as u64,
+                commit_time_us,
+                synced_lsn: self.synced_lsn,
+                entry_count: batch.count,
+            }
+            .encode_into(&mut self.payload);
+            debug_assert_eq!(self.payload.len(), PAYLOAD_HEADER_LEN);
+            self.payload.extend_from_slice(&batch.entries);
+            mac = frame::encode(&self.mac_key, &mac, &self.payload, &mut self.buf);
+        }
+        if let Err(source) = self.file.write_all(&self.buf) {
+            // Undo a partial write so the log stays a clean prefix; if even
+            // that fails, nobody can say what the file holds.
+            if self.file.set_len(self.len).is_err() {
+                self.poisoned = true;
+            }
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.len += self.buf.len() as u64;
+        self.next_lsn += batches.len() as u64;
+        self.prev_mac = mac;
+        Ok(first_lsn)
+    }
+
+    /// Makes every written frame durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.check_poison()?;
+        let written = self.next_lsn - 1;
+        if self.synced_lsn == written {
+            return Ok(());
+        }
+        if let Err(source) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(Error::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.synced_lsn = written;
+        Ok(())
+    }
+
+    /// LSN of the last frame written.
+    pub(crate) fn written_lsn(&self) -> u64 {
+        self.next_lsn - 1
+    }
+
+    /// Segments the writer has moved past, oldest first.
+    pub(crate) fn sealed_segments(&self) -> &[SealedSegment] {
+        &self.sealed
+    }
+
+    /// Removes the sealed segments whose frames are all at or below `lsn`
+    /// (the store has made them redundant). Returns how many it removed.
+    pub(crate) fn remove_segments_through(&mut self, lsn: u64) -> Result<usize> {
+        let keep_from = self
+            .sealed
+            .iter()
+            .position(|s| s.last_lsn.is_some_and(|last| last > lsn))
+            .unwrap_or(self.sealed.len());
+        for segment in &self.sealed[..keep_from] {
+            std::fs::remove_file(&segment.path).at(&segment.path)?;
+        }
+        if keep_from > 0 {
+            fs::sync_dir(&self.dir)?;
+        }
+        self.sealed.drain(..keep_from);
+        Ok(keep_from)
+    }
+
+    fn roll(&mut self) -> Result<()> {
+        self.sync()?;
+        let (file, path) = create_segment(&self.dir, &self.log_id, self.next_lsn, &self.prev_mac)?;
+        let old_path = std::mem::replace(&mut self.path, path);
+        let first_of_new = self.next_lsn;
+        let had_frames = self.len > SEGMENT_HEADER_LEN as u64;
+        self.sealed.push(SealedSegment {
+            path: old_path,
+            last_lsn: had_frames.then_some(first_of_new - 1),
+        });
+        self.file = file;
+        self.len = SEGMENT_HEADER_LEN as u64;
+        tracing::debug!(first_lsn = first_of_new, "log: new segment");
+        Ok(())
+    }
+
+    /// Refuses every later write and sync: used when the log and the store
+    /// can no longer be kept level until a reopen.
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+}
+
+/// Creates a segment durably: header written and synced, folder synced.
+fn create_segment(
+    dir: &Path,
+    log_id: &[u8; LOG_ID_LEN],
+    first_lsn: u64,
+    prev_mac: &Mac,
+) -> Result<(File, PathBuf)> {
+    let path = segment::path(dir, first_lsn);
+    let header = SegmentHeader {
+        first_lsn,
+        log_id: *log_id,
+        prev_mac: *prev_mac,
+    };
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .at(&path)?;
+    let written = file
+        .write_all(&header.encode())
+        .and_then(|()| file.sync_all())
+        .at(&path)
+        .and_then(|()| fs::sync_dir(dir));
+    if let Err(e) = written {
+        // Holds no frame: remove it, so that a retry can create it again.
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok((file, path))
+}
+
+/// Truncates a torn tail (or removes a segment whose header is torn).
+fn cut_torn_tail(path: &Path, offset: u64, segments: &mut Vec<SegmentInfo>) -> Result<()> {
+    if offset == 0 {
+        tracing::warn!(file = %path.display(), "removing a log segment whose creation was cut short");
+        std::fs::remove_file(path).at(path)?;
+        fs::sync_dir(path.parent().expect("segments live in a folder"))?;
+        segments.retain(|s| s.path != path);
+        return Ok(());
+    }
+    tracing::warn!(file = %path.display(), offset, "truncating a torn write at the end of the log");
+    let file = OpenOptions::new().write(true).open(path).at(path)?;
+    file.set_len(offset).at(path)?;
+    file.sync_all().at(path)?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: reading the documented on-disk
+//! format from the outside, as a stranger with docs/FORMAT.md would.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use strongroom::format::{FRAME_HEADER_LEN, MAC_LEN, SEGMENT_HEADER_LEN};
+use strongroom::{Db, Options};
+
+pub const KEY: [u8; 32] = [0x5a; 32];
+
+pub fn options() -> Options {
+    Options::with_key(KEY)
+}
+
+pub fn open(dir: &Path) -> Db {
+    Db::open(dir, options()).expect("open")
+}
+
+/// Every file under `dir`, recursively, sorted.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every file's bytes, by path.
+pub fn snapshot_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    all_files(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// The log segments, in LSN order.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut s: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    s.sort();
+    s
+}
+
+/// (offset, total length) of every frame of a segment's bytes.
+pub fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    while at + FRAME_HEADER_LEN <= segment.len() {
+        let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        let total = FRAME_HEADER_LEN + len + MAC_LEN;
+        assert!(at + total <= segment.len(), "frames end at the file's end");
+        out.push((at, total));
+        at += total;
+    }
+    out
+}
+
+/// Recomputes the CRC of the frame at `at` (as an attacker without the key can).
+pub fn fix_crc(segment: &mut [u8], at: usize) {
+    let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&segment[at..at + 4]);
+    crc.update(&segment[at + FRAME_HEADER_LEN..at + FRAME_HEADER_LEN + len + MAC_LEN]);
+    let crc = crc.finalize().to_le_bytes();
+    segment[at + 4..at + 8].copy_from_slice(&crc);
+}
