@@ -26,7 +26,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout of the modules, bottom to top: [`format`] (every on-disk constant),
+//! Layout of the modules, bottom to top: [`format`](mod@format) (every on-disk constant),
 //! `crypto` (keys, keyring, sealing), `wal` (the log), `store` (RocksDB),
 //! `engine` (the database, group commit and the replay loop).
 
