@@ -3,7 +3,7 @@
 //! `docs/FORMAT.md` describes the layouts these constants belong to, byte by
 //! byte. All integers in files are little-endian; the only big-endian integers
 //! are the RocksDB key prefixes (so that they sort), encoded in
-//! [`crate::store::key_codec`] alone.
+//! `src/store/key_codec.rs` alone.
 
 // ---------------------------------------------------------------------------
 // Data directory layout
