@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod clock;
+mod codec;
 mod crypto;
 mod engine;
 mod error;

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::frame::Mac;
+use crate::codec;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
     LOG_ID_LEN, MAC_LEN, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
@@ -48,21 +49,8 @@ impl SegmentHeader {
         let header = bytes
             .get(..SEGMENT_HEADER_LEN)
             .ok_or_else(|| bad(CorruptionKind::Truncated))?;
-        if header[..8] != SEGMENT_MAGIC {
-            return Err(bad(CorruptionKind::BadMagic));
-        }
-        let crc = u32::from_le_bytes(header[SEGMENT_HEADER_CRC_OFFSET..][..4].try_into().unwrap());
-        if crc != crc32fast::hash(&header[..SEGMENT_HEADER_CRC_OFFSET]) {
-            return Err(bad(CorruptionKind::Checksum));
-        }
-        let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
-        if version != SEGMENT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: file.into(),
-                found: version,
-                supported: SEGMENT_VERSION,
-            });
-        }
+        codec::check_magic_version(file, header, &SEGMENT_MAGIC, SEGMENT_VERSION)?;
+        codec::check_crc(file, header, SEGMENT_HEADER_CRC_OFFSET)?;
         if header[12..16] != [0; 4] || header[SEGMENT_HEADER_CRC_OFFSET + 4..] != [0; 4] {
             return Err(bad(CorruptionKind::Malformed("unknown segment flags")));
         }

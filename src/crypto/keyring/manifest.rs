@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use crate::codec;
 use crate::crypto::master::Kdf;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
@@ -53,28 +54,12 @@ impl Manifest {
 
     pub(crate) fn decode(file: &Path, bytes: &[u8]) -> Result<Manifest> {
         let bad = |offset: usize, kind| Error::corruption(file, offset as u64, kind);
-        if bytes.len() < 12 {
-            return Err(bad(0, CorruptionKind::Truncated));
-        }
-        if bytes[..8] != KEYRING_MANIFEST_MAGIC {
-            return Err(bad(0, CorruptionKind::BadMagic));
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if version != KEYRING_VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: file.into(),
-                found: version,
-                supported: KEYRING_VERSION,
-            });
-        }
+        codec::check_magic_version(file, bytes, &KEYRING_MANIFEST_MAGIC, KEYRING_VERSION)?;
         if bytes.len() != KEYRING_MANIFEST_LEN {
             return Err(bad(0, CorruptionKind::Length(bytes.len() as u64)));
         }
         let crc_at = KEYRING_MANIFEST_LEN - 4;
-        let crc = u32::from_le_bytes(bytes[crc_at..].try_into().unwrap());
-        if crc != crc32fast::hash(&bytes[..crc_at]) {
-            return Err(bad(crc_at, CorruptionKind::Checksum));
-        }
+        codec::check_crc(file, bytes, crc_at)?;
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let salt: [u8; SALT_LEN] = bytes[25..25 + SALT_LEN].try_into().unwrap();
         let kdf = match bytes[12] {

@@ -22,6 +22,7 @@
 
 use std::path::Path;
 
+use crate::codec;
 use crate::crypto::SecretKey;
 use crate::crypto::aead::{self, AuthFailed};
 use crate::error::{CorruptionKind, Error, Result};
@@ -153,32 +154,16 @@ pub(crate) struct DecodedShard {
 /// Decodes a shard file that must belong to `expected`.
 pub(crate) fn decode(file: &Path, bytes: &[u8], expected: ShardId) -> Result<DecodedShard> {
     let bad = |offset: usize, kind| Error::corruption(file, offset as u64, kind);
-    if bytes.len() < 12 {
-        return Err(bad(0, CorruptionKind::Truncated));
-    }
-    if bytes[..8] != KEYRING_SHARD_MAGIC {
-        return Err(bad(0, CorruptionKind::BadMagic));
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    if version != KEYRING_VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: file.into(),
-            found: version,
-            supported: KEYRING_VERSION,
-        });
-    }
+    codec::check_magic_version(file, bytes, &KEYRING_SHARD_MAGIC, KEYRING_VERSION)?;
     let header = bytes
         .get(..KEYRING_SHARD_HEADER_LEN)
         .ok_or_else(|| bad(0, CorruptionKind::Truncated))?;
+    codec::check_crc(file, header, KEYRING_SHARD_HEADER_LEN - 4)?;
     if header != expected.encode_header() {
-        let crc_at = KEYRING_SHARD_HEADER_LEN - 4;
-        let crc = u32::from_le_bytes(header[crc_at..].try_into().unwrap());
-        let kind = if crc != crc32fast::hash(&header[..crc_at]) {
-            CorruptionKind::Checksum
-        } else {
-            CorruptionKind::Malformed("shard header names another shard")
-        };
-        return Err(bad(0, kind));
+        return Err(bad(
+            0,
+            CorruptionKind::Malformed("shard header names another shard"),
+        ));
     }
     let mut records = Vec::new();
     let mut at = KEYRING_SHARD_HEADER_LEN;
