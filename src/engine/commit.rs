@@ -13,12 +13,13 @@
 //! - A write is acknowledged only after its frame is synced (under
 //!   `SyncEveryCommit`) and applied to the store.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::clock::now_us;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{GROUP_BYTES_MAX, PAYLOAD_HEADER_LEN};
 use crate::options::Durability;
 use crate::store::Store;
@@ -72,9 +73,23 @@ impl GroupCommit {
             if !queue.leader_active {
                 queue.leader_active = true;
                 let group = take_group(&mut queue.waiting);
-                MutexGuard::unlocked(&mut queue, || self.lead(store, &group));
+                let led = MutexGuard::unlocked(&mut queue, || {
+                    panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, &group)))
+                });
+                if led.is_err() {
+                    // A bug panicked mid-group: fail the group and every
+                    // later write rather than leave the followers waiting.
+                    self.writer.lock().poison();
+                    for request in &group {
+                        request.outcome.lock().get_or_insert(Err(Error::Poisoned));
+                    }
+                }
                 queue.leader_active = false;
                 self.done.notify_all();
+                if let Err(payload) = led {
+                    drop(queue);
+                    panic::resume_unwind(payload);
+                }
                 continue;
             }
             self.done.wait(&mut queue);
