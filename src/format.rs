@@ -121,12 +121,12 @@ pub const WRAP_AAD_DOMAIN: &[u8; 16] = b"strongroom.wrp.1";
 // Key derivation contexts (BLAKE3 `derive_key`)
 // ---------------------------------------------------------------------------
 
-/// Master key → check value stored in the keyring manifest.
-pub const KDF_MASTER_CHECK: &str = "strongroom 2026-11 master key check value v1";
-/// Master key and log id → MAC key of the log's frame chain.
-pub const KDF_MASTER_FRAME_MAC: &str = "strongroom 2026-11 log frame mac v1";
-/// Master key → key that wraps tenant keys.
-pub const KDF_MASTER_WRAP: &str = "strongroom 2026-11 tenant key wrap v1";
+/// Master key → key that wraps the database root key (in the manifest).
+pub const KDF_MASTER_ROOT_WRAP: &str = "strongroom 2026-11 root key wrap v1";
+/// Root key and log id → MAC key of the log's frame chain.
+pub const KDF_ROOT_FRAME_MAC: &str = "strongroom 2026-11 log frame mac v1";
+/// Root key → key that wraps tenant keys.
+pub const KDF_ROOT_TENANT_WRAP: &str = "strongroom 2026-11 tenant key wrap v1";
 /// Scope key → record sealing key.
 pub const KDF_SCOPE_SEAL: &str = "strongroom 2026-11 record seal v1";
 /// Scope key → token PRF key.
@@ -158,8 +158,9 @@ pub const TENANT_SHARDS: u32 = 256;
 pub const SUBJECT_SHARDS: u32 = 1024;
 
 /// Manifest: magic(8) version(4) kdf(1) m_cost_kib(4) t_cost(4) p_cost(4)
-/// salt(16) check(32) log_id(16) crc32(4).
-pub const KEYRING_MANIFEST_LEN: usize = 8 + 4 + 1 + 4 + 4 + 4 + SALT_LEN + KEY_LEN + LOG_ID_LEN + 4;
+/// salt(16) master_generation(4) wrapped_root(72) log_id(16) crc32(4).
+pub const KEYRING_MANIFEST_LEN: usize =
+    8 + 4 + 1 + 4 + 4 + 4 + SALT_LEN + 4 + WRAPPED_KEY_LEN + LOG_ID_LEN + 4;
 /// Master key supplied directly (bytes, file or environment variable).
 pub const KDF_NONE: u8 = 0;
 /// Master key derived from a passphrase with Argon2id.
@@ -175,10 +176,14 @@ pub const ARGON2_P_COST: u32 = 1;
 
 /// Shard header: magic(8) version(4) kind(1) tenant(8) shard(4) crc32(4).
 pub const KEYRING_SHARD_HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4 + 4;
-/// Shard kind: tenant keys wrapped by the master key.
+/// Wrap kind of the database root key (in the manifest).
+pub const WRAP_KIND_ROOT: u8 = 0;
+/// Shard (and wrap) kind: tenant keys wrapped by the root key's tenant wrap key.
 pub const SHARD_KIND_TENANTS: u8 = 1;
-/// Shard kind: one tenant's subject keys wrapped by that tenant's key.
+/// Shard (and wrap) kind: one tenant's subject keys wrapped by that tenant's key.
 pub const SHARD_KIND_SUBJECTS: u8 = 2;
+const _: () =
+    assert!(WRAP_KIND_ROOT != SHARD_KIND_TENANTS && SHARD_KIND_TENANTS != SHARD_KIND_SUBJECTS);
 /// A wrapped key: nonce, the sealed 32-byte key, tag.
 pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
 /// Shard record: id(8) version(4) wrapper_version(4) created_us(8)

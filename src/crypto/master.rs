@@ -1,8 +1,8 @@
 //! The master key: where it comes from, and the keys derived from it.
 //!
-//! The engine never writes the master key down. It keeps only keys derived
-//! from it for one purpose each (frame MAC, tenant key wrapping) and a check
-//! value, stored in the keyring manifest, that tells a wrong key at open.
+//! The engine never writes the master key down. Its one use is to wrap the
+//! database root key (see `root.rs`) in the keyring manifest; a key that does
+//! not unwrap it is the wrong key, found at open before anything is touched.
 
 use std::path::Path;
 
@@ -12,8 +12,7 @@ use zeroize::Zeroizing;
 use super::SecretKey;
 use crate::error::{Error, Result};
 use crate::format::{
-    ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, KDF_MASTER_CHECK, KDF_MASTER_FRAME_MAC,
-    KDF_MASTER_WRAP, KEY_LEN, LOG_ID_LEN, SALT_LEN,
+    ARGON2_M_COST_KIB, ARGON2_P_COST, ARGON2_T_COST, KDF_MASTER_ROOT_WRAP, KEY_LEN, SALT_LEN,
 };
 use crate::options::MasterKeySource;
 
@@ -81,28 +80,9 @@ impl MasterKey {
         Ok(MasterKey { root })
     }
 
-    /// The value stored in the manifest to recognise this key.
-    pub(crate) fn check_value(&self) -> [u8; KEY_LEN] {
-        *self.root.derive(KDF_MASTER_CHECK).expose()
-    }
-
-    /// Whether `stored` is this key's check value (constant-time comparison).
-    pub(crate) fn matches(&self, stored: &[u8; KEY_LEN]) -> bool {
-        blake3::Hash::from(self.check_value()) == blake3::Hash::from(*stored)
-    }
-
-    /// Key of the MAC chain of the log `log_id`: bound to the log, so that
-    /// segments of another database under the same master key do not verify.
-    pub(crate) fn frame_mac_key(&self, log_id: &[u8; LOG_ID_LEN]) -> SecretKey {
-        let mut material = Zeroizing::new([0u8; KEY_LEN + LOG_ID_LEN]);
-        material[..KEY_LEN].copy_from_slice(self.root.expose());
-        material[KEY_LEN..].copy_from_slice(log_id);
-        SecretKey::from_bytes(blake3::derive_key(KDF_MASTER_FRAME_MAC, &material[..]))
-    }
-
-    /// Key that wraps tenant keys in the keyring.
-    pub(crate) fn wrap_key(&self) -> SecretKey {
-        self.root.derive(KDF_MASTER_WRAP)
+    /// Key that wraps the database root key.
+    pub(crate) fn root_wrap_key(&self) -> SecretKey {
+        self.root.derive(KDF_MASTER_ROOT_WRAP)
     }
 }
 
@@ -167,23 +147,31 @@ mod tests {
         assert!(parse_hex_key(&"g0".repeat(32)).is_none());
     }
 
+    fn wrap_key_of(source: &MasterKeySource, kdf: &Kdf) -> [u8; KEY_LEN] {
+        *MasterKey::resolve(source, kdf)
+            .unwrap()
+            .root_wrap_key()
+            .expose()
+    }
+
     #[test]
-    fn check_value_tells_keys_apart() {
-        let a = MasterKey::resolve(&MasterKeySource::Bytes(Zeroizing::new([1; 32])), &Kdf::None)
-            .unwrap();
-        let b = MasterKey::resolve(&MasterKeySource::Bytes(Zeroizing::new([2; 32])), &Kdf::None)
-            .unwrap();
-        assert!(a.matches(&a.check_value()));
-        assert!(!a.matches(&b.check_value()));
+    fn different_keys_wrap_differently() {
+        let a = MasterKeySource::Bytes(Zeroizing::new([1; 32]));
+        let b = MasterKeySource::Bytes(Zeroizing::new([2; 32]));
+        assert_eq!(wrap_key_of(&a, &Kdf::None), wrap_key_of(&a, &Kdf::None));
+        assert_ne!(wrap_key_of(&a, &Kdf::None), wrap_key_of(&b, &Kdf::None));
     }
 
     #[test]
     fn passphrase_and_raw_key_do_not_mix() {
         let source = MasterKeySource::Passphrase(Zeroizing::new("correct horse".into()));
         let kdf = Kdf::for_new_database(&source);
-        let key = MasterKey::resolve(&source, &kdf).unwrap();
-        let again = MasterKey::resolve(&source, &kdf).unwrap();
-        assert!(key.matches(&again.check_value()));
+        assert_eq!(wrap_key_of(&source, &kdf), wrap_key_of(&source, &kdf));
+        let other_salt = Kdf::for_new_database(&source);
+        assert_ne!(
+            wrap_key_of(&source, &kdf),
+            wrap_key_of(&source, &other_salt)
+        );
         assert!(matches!(
             MasterKey::resolve(&source, &Kdf::None),
             Err(Error::WrongMasterKey)

@@ -11,7 +11,9 @@ pub(crate) mod aead;
 pub(crate) mod keyring;
 pub(crate) mod master;
 pub(crate) mod record;
+pub(crate) mod root;
 pub(crate) mod scope_key;
+pub(crate) mod wrap;
 
 use std::fmt;
 

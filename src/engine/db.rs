@@ -11,6 +11,7 @@ use super::commit::GroupCommit;
 use super::replay::replay;
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
+use crate::crypto::root::RootKey;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
 use crate::fs;
@@ -52,19 +53,19 @@ impl Db {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
         }
         let keyring_dir = path.join(KEYRING_DIR);
-        let manifest = match Keyring::read_manifest(&keyring_dir)? {
-            Some(manifest) => manifest,
+        let (manifest, root) = match Keyring::read_manifest(&keyring_dir)? {
+            Some(manifest) => {
+                let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
+                let root = manifest.open_root(&master)?;
+                (manifest, root)
+            }
             None => create(path, &options)?,
         };
-        let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
-        if !master.matches(&manifest.check) {
-            return Err(Error::WrongMasterKey);
-        }
-        let keyring = Keyring::open(&keyring_dir, &master)?;
+        let keyring = Keyring::open(&keyring_dir, &root)?;
         let wal_dir = path.join(WAL_DIR);
         fs::create_dir_durable(&wal_dir)?;
         let store = Store::open(path, options.block_cache_bytes)?;
-        let mac_key = master.frame_mac_key(&manifest.log_id);
+        let mac_key = root.frame_mac_key(&manifest.log_id);
         let replayed = replay(&wal_dir, &mac_key, &manifest.log_id, &store)?;
         let writer = LogWriter::open(
             &wal_dir,
@@ -148,9 +149,9 @@ impl Inner {
     }
 }
 
-/// Creates a new database's folders and keyring manifest. Refuses a folder
-/// that holds anything but an empty keyring folder.
-fn create(path: &Path, options: &Options) -> Result<Manifest> {
+/// Creates a new database's folders and keyring manifest, with a new root
+/// key. Refuses a folder that holds anything but an empty keyring folder.
+fn create(path: &Path, options: &Options) -> Result<(Manifest, RootKey)> {
     if path.join(WAL_DIR).exists() || path.join(STORE_DIR).exists() {
         return Err(Error::NotADatabase(path.to_path_buf()));
     }
@@ -164,15 +165,11 @@ fn create(path: &Path, options: &Options) -> Result<Manifest> {
     let master = MasterKey::resolve(&options.master_key, &kdf)?;
     let mut log_id = [0u8; LOG_ID_LEN];
     crate::crypto::fill_random(&mut log_id);
-    let manifest = Manifest {
-        kdf,
-        check: master.check_value(),
-        log_id,
-    };
+    let (manifest, root) = Manifest::create(kdf, &master, log_id);
     fs::create_dir_durable(path)?;
     Keyring::create(&path.join(KEYRING_DIR), &manifest)?;
     tracing::info!(path = %path.display(), "created a new database");
-    Ok(manifest)
+    Ok((manifest, root))
 }
 
 fn is_empty_or_only_keyring(path: &Path) -> bool {

@@ -1,32 +1,68 @@
-//! The keyring manifest: how the master key is obtained, the value that
-//! recognises it, and the database's log id.
+//! The keyring manifest: how the master key is obtained, the database root
+//! key wrapped by it, and the database's log id.
 //!
 //! ```text
 //! magic "SRKEYMAN" | version u32 | kdf u8 | m_cost_kib u32 | t_cost u32
-//! | p_cost u32 | salt [16] | check [32] | log_id [16] | crc32 u32
+//! | p_cost u32 | salt [16] | master_generation u32 | wrapped_root [72]
+//! | log_id [16] | crc32 u32
 //! ```
 //! The CRC covers every byte before it. For `kdf = 0` the Argon2id fields are
-//! zero.
+//! zero. `wrapped_root` is the root key wrapped (see `wrap.rs`) by the master
+//! key's root-wrap key, at place kind 0, tenant 0, id 0, version 1,
+//! wrapper_version = `master_generation` (1 until the master key is rotated).
+//! A master key that does not unwrap it is the wrong key.
 
 use std::path::Path;
 
 use crate::codec;
-use crate::crypto::master::Kdf;
+use crate::crypto::master::{Kdf, MasterKey};
+use crate::crypto::root::RootKey;
+use crate::crypto::wrap::{WrapPlace, Wrapped};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    KDF_ARGON2ID, KDF_NONE, KEY_LEN, KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_MAGIC, KEYRING_VERSION,
-    LOG_ID_LEN, SALT_LEN,
+    KDF_ARGON2ID, KDF_NONE, KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_MAGIC, KEYRING_VERSION,
+    LOG_ID_LEN, SALT_LEN, WRAP_KIND_ROOT, WRAPPED_KEY_LEN,
 };
+
+/// Version of the root key (one per database).
+const ROOT_KEY_VERSION: u32 = 1;
 
 /// The decoded manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Manifest {
     pub(crate) kdf: Kdf,
-    pub(crate) check: [u8; KEY_LEN],
+    pub(crate) master_generation: u32,
+    pub(crate) wrapped_root: Wrapped,
     pub(crate) log_id: [u8; LOG_ID_LEN],
 }
 
 impl Manifest {
+    /// The manifest of a new database, and its new root key.
+    pub(crate) fn create(
+        kdf: Kdf,
+        master: &MasterKey,
+        log_id: [u8; LOG_ID_LEN],
+    ) -> (Manifest, RootKey) {
+        let root = RootKey::random();
+        let master_generation = 1;
+        let wrapped_root = place(master_generation).wrap(&master.root_wrap_key(), root.secret());
+        let manifest = Manifest {
+            kdf,
+            master_generation,
+            wrapped_root,
+            log_id,
+        };
+        (manifest, root)
+    }
+
+    /// Unwraps the root key: [`Error::WrongMasterKey`] if `master` cannot.
+    pub(crate) fn open_root(&self, master: &MasterKey) -> Result<RootKey> {
+        place(self.master_generation)
+            .unwrap(&master.root_wrap_key(), &self.wrapped_root)
+            .map(RootKey::from_secret)
+            .map_err(|_| Error::WrongMasterKey)
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(KEYRING_MANIFEST_LEN);
         out.extend_from_slice(&KEYRING_MANIFEST_MAGIC);
@@ -45,7 +81,8 @@ impl Manifest {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&salt);
-        out.extend_from_slice(&self.check);
+        out.extend_from_slice(&self.master_generation.to_le_bytes());
+        out.extend_from_slice(&self.wrapped_root);
         out.extend_from_slice(&self.log_id);
         out.extend_from_slice(&crc32fast::hash(&out).to_le_bytes());
         assert_eq!(out.len(), KEYRING_MANIFEST_LEN);
@@ -63,7 +100,7 @@ impl Manifest {
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let salt: [u8; SALT_LEN] = bytes[25..25 + SALT_LEN].try_into().unwrap();
         let kdf = match bytes[12] {
-            KDF_NONE => Kdf::None,
+            KDF_NONE if bytes[13..25 + SALT_LEN].iter().all(|&b| b == 0) => Kdf::None,
             KDF_ARGON2ID => Kdf::Argon2id {
                 m_cost_kib: u32_at(13),
                 t_cost: u32_at(17),
@@ -72,31 +109,60 @@ impl Manifest {
             },
             _ => return Err(bad(12, CorruptionKind::Malformed("unknown KDF"))),
         };
-        let check_at = 25 + SALT_LEN;
+        let generation_at = 25 + SALT_LEN;
+        let root_at = generation_at + 4;
+        let log_id_at = root_at + WRAPPED_KEY_LEN;
         Ok(Manifest {
             kdf,
-            check: bytes[check_at..check_at + KEY_LEN].try_into().unwrap(),
-            log_id: bytes[check_at + KEY_LEN..crc_at].try_into().unwrap(),
+            master_generation: u32_at(generation_at),
+            wrapped_root: bytes[root_at..log_id_at].try_into().unwrap(),
+            log_id: bytes[log_id_at..crc_at].try_into().unwrap(),
         })
+    }
+}
+
+fn place(master_generation: u32) -> WrapPlace {
+    WrapPlace {
+        kind: WRAP_KIND_ROOT,
+        tenant: 0,
+        id: 0,
+        version: ROOT_KEY_VERSION,
+        wrapper_version: master_generation,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::MasterKeySource;
+
+    fn master(byte: u8) -> MasterKey {
+        let source = MasterKeySource::Bytes(zeroize::Zeroizing::new([byte; 32]));
+        MasterKey::resolve(&source, &Kdf::None).unwrap()
+    }
+
+    #[test]
+    fn the_root_key_opens_with_the_master_key_only() {
+        let (manifest, root) = Manifest::create(Kdf::None, &master(1), [4; LOG_ID_LEN]);
+        let decoded = Manifest::decode(Path::new("m"), &manifest.encode()).unwrap();
+        assert_eq!(decoded, manifest);
+        let opened = decoded.open_root(&master(1)).unwrap();
+        assert_eq!(opened.secret().expose(), root.secret().expose());
+        assert!(matches!(
+            decoded.open_root(&master(2)),
+            Err(Error::WrongMasterKey)
+        ));
+    }
 
     #[test]
     fn manifest_round_trips_and_every_bit_flip_is_an_error() {
-        let m = Manifest {
-            kdf: Kdf::Argon2id {
-                m_cost_kib: 19456,
-                t_cost: 2,
-                p_cost: 1,
-                salt: [9; SALT_LEN],
-            },
-            check: [3; KEY_LEN],
-            log_id: [4; LOG_ID_LEN],
+        let kdf = Kdf::Argon2id {
+            m_cost_kib: 19456,
+            t_cost: 2,
+            p_cost: 1,
+            salt: [9; SALT_LEN],
         };
+        let (m, _) = Manifest::create(kdf, &master(1), [4; LOG_ID_LEN]);
         let bytes = m.encode();
         assert_eq!(Manifest::decode(Path::new("m"), &bytes).unwrap(), m);
         for bit in 0..bytes.len() * 8 {

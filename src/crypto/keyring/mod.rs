@@ -2,13 +2,14 @@
 //! own under `keyring/`, never inside the log or the store.
 //!
 //! ```text
-//! keyring/MANIFEST                               check value, KDF, log id
+//! keyring/MANIFEST                               KDF, wrapped root key, log id
 //! keyring/tenants/{shard:03}.keys                tenant keys, shard = tenant % 256
 //! keyring/subjects/{tenant:016x}/{shard:04}.keys subject keys, shard = subject % 1024
 //! ```
 //!
-//! Tenant keys are wrapped by a key derived from the master key; subject keys
-//! by a key derived from their tenant's key. Plaintext keys live only in
+//! Tenant keys are wrapped by a key derived from the database root key (which
+//! the master key wraps, in the manifest); subject keys by a key derived from
+//! their tenant's key. Plaintext keys live only in
 //! memory, in [`SecretKey`]s that are wiped when dropped.
 //!
 //! # Invariants
@@ -32,7 +33,7 @@ pub(crate) use manifest::Manifest;
 use shard::{KeyRecord, ShardId};
 
 use super::SecretKey;
-use super::master::MasterKey;
+use super::root::RootKey;
 use super::scope_key::ScopeKey;
 use crate::clock::now_us;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
@@ -91,12 +92,12 @@ impl Keyring {
         fs::write_atomic(&dir.join(KEYRING_MANIFEST_FILE), &manifest.encode())
     }
 
-    /// Opens the keyring with a master key already checked against the
-    /// manifest, and reads every tenant shard.
-    pub(crate) fn open(dir: &Path, master: &MasterKey) -> Result<Keyring> {
+    /// Opens the keyring with the root key unwrapped from its manifest, and
+    /// reads every tenant shard.
+    pub(crate) fn open(dir: &Path, root: &RootKey) -> Result<Keyring> {
         let keyring = Keyring {
             dir: dir.to_path_buf(),
-            wrap: master.wrap_key(),
+            wrap: root.tenant_wrap_key(),
             loaded: RwLock::new(Loaded::default()),
             create: Mutex::new(()),
         };

@@ -4,14 +4,12 @@
 //! header = magic "SRKEYSHD" | version u32 | kind u8 | tenant u64 | shard u32 | crc32 u32
 //! record = id u64 | version u32 | wrapper_version u32 | created_us u64
 //!          | wrapped [72] | crc32 u32
-//! wrapped = XChaCha20-Poly1305(wrapping key, random nonce, the 32-byte key)
-//!           as nonce [24] | ciphertext [32] | tag [16]
-//! wrap aad = "strongroom.wrp.1" | kind u8 | tenant u64 | id u64 | version u32
-//!            | wrapper_version u32
+//! wrapped = the key wrapped at place (kind, tenant, id, version,
+//!           wrapper_version), see `wrap.rs`
 //! ```
 //!
 //! A tenant shard (`kind = 1`, `tenant = 0`) holds tenant keys wrapped by the
-//! master key's wrap key; `id` is the tenant. A subject shard (`kind = 2`)
+//! root key's tenant-wrap key; `id` is the tenant. A subject shard (`kind = 2`)
 //! holds one tenant's subject keys wrapped by that tenant's subject-wrap key
 //! at `wrapper_version`; `id` is the subject. Each record's CRC covers the
 //! record's bytes before it; the header's CRC covers the header before it.
@@ -24,11 +22,12 @@ use std::path::Path;
 
 use crate::codec;
 use crate::crypto::SecretKey;
-use crate::crypto::aead::{self, AuthFailed};
+use crate::crypto::aead::AuthFailed;
+use crate::crypto::wrap::{WrapPlace, Wrapped};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    KEY_LEN, KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN, KEYRING_SHARD_MAGIC, KEYRING_VERSION,
-    WRAP_AAD_DOMAIN, WRAPPED_KEY_LEN,
+    KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN, KEYRING_SHARD_MAGIC, KEYRING_VERSION,
+    WRAPPED_KEY_LEN,
 };
 
 /// Which keys a shard holds, and where it belongs.
@@ -46,7 +45,7 @@ pub(crate) struct KeyRecord {
     pub(crate) version: u32,
     pub(crate) wrapper_version: u32,
     pub(crate) created_us: u64,
-    pub(crate) wrapped: [u8; WRAPPED_KEY_LEN],
+    pub(crate) wrapped: Wrapped,
 }
 
 impl ShardId {
@@ -62,15 +61,14 @@ impl ShardId {
         out
     }
 
-    fn aad(&self, id: u64, version: u32, wrapper_version: u32) -> [u8; 41] {
-        let mut aad = [0u8; 41];
-        aad[..16].copy_from_slice(WRAP_AAD_DOMAIN);
-        aad[16] = self.kind;
-        aad[17..25].copy_from_slice(&self.tenant.to_le_bytes());
-        aad[25..33].copy_from_slice(&id.to_le_bytes());
-        aad[33..37].copy_from_slice(&version.to_le_bytes());
-        aad[37..41].copy_from_slice(&wrapper_version.to_le_bytes());
-        aad
+    fn place(&self, id: u64, version: u32, wrapper_version: u32) -> WrapPlace {
+        WrapPlace {
+            kind: self.kind,
+            tenant: self.tenant,
+            id,
+            version,
+            wrapper_version,
+        }
     }
 
     /// Wraps `key` for this shard.
@@ -83,19 +81,12 @@ impl ShardId {
         created_us: u64,
         key: &SecretKey,
     ) -> KeyRecord {
-        let mut sealed = Vec::with_capacity(WRAPPED_KEY_LEN);
-        aead::seal(
-            wrapping,
-            &self.aad(id, version, wrapper_version),
-            key.expose(),
-            &mut sealed,
-        );
         KeyRecord {
             id,
             version,
             wrapper_version,
             created_us,
-            wrapped: sealed.try_into().expect("a wrapped key has a fixed length"),
+            wrapped: self.place(id, version, wrapper_version).wrap(wrapping, key),
         }
     }
 
@@ -105,10 +96,8 @@ impl ShardId {
         wrapping: &SecretKey,
         record: &KeyRecord,
     ) -> Result<SecretKey, AuthFailed> {
-        let aad = self.aad(record.id, record.version, record.wrapper_version);
-        let plain = zeroize::Zeroizing::new(aead::open(wrapping, &aad, &record.wrapped)?);
-        let bytes: [u8; KEY_LEN] = plain[..].try_into().map_err(|_| AuthFailed)?;
-        Ok(SecretKey::from_bytes(bytes))
+        self.place(record.id, record.version, record.wrapper_version)
+            .unwrap(wrapping, &record.wrapped)
     }
 }
 
