@@ -7,6 +7,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::scope::Scope;
+
 /// What was wrong with bytes read from disk.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +107,24 @@ pub enum Error {
     /// RocksDB reported an error.
     #[error("store: {0}")]
     Store(String),
+    /// The scope is sealed: shredded with a grace period that has not ended.
+    /// Nothing is read or written until the shred is cancelled or completes.
+    #[error(
+        "{scope} is sealed until {deadline_us} µs after the epoch (a shred in its grace period)"
+    )]
+    Sealed {
+        /// The scope asked for.
+        scope: Scope,
+        /// When its keys will be destroyed, in µs since the Unix epoch.
+        deadline_us: u64,
+    },
+    /// The scope's keys are destroyed: its data can never be read again, and
+    /// it takes no writes.
+    #[error("{scope} is shredded")]
+    Shredded {
+        /// The scope asked for.
+        scope: Scope,
+    },
     /// The data directory exists but is not a strongroom database.
     #[error("{0} is not a strongroom database")]
     NotADatabase(PathBuf),
@@ -148,6 +168,11 @@ impl Error {
             },
             Error::Store(message) => Error::Store(message.clone()),
             Error::Poisoned => Error::Poisoned,
+            Error::Sealed { scope, deadline_us } => Error::Sealed {
+                scope: *scope,
+                deadline_us: *deadline_us,
+            },
+            Error::Shredded { scope } => Error::Shredded { scope: *scope },
             other => Error::Store(other.to_string()),
         }
     }

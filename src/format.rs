@@ -186,9 +186,30 @@ const _: () =
     assert!(WRAP_KIND_ROOT != SHARD_KIND_TENANTS && SHARD_KIND_TENANTS != SHARD_KIND_SUBJECTS);
 /// A wrapped key: nonce, the sealed 32-byte key, tag.
 pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
-/// Shard record: id(8) version(4) wrapper_version(4) created_us(8)
+/// Shard record: id(8) kind(1) version(4) wrapper_version(4) time_us(8)
 /// wrapped(72) crc32(4).
-pub const KEYRING_RECORD_LEN: usize = 8 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+pub const KEYRING_RECORD_LEN: usize = 8 + 1 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+/// Shard record kind: a wrapped key.
+pub const RECORD_KEY: u8 = 1;
+/// Shard record kind: the scope's keys are destroyed (a tombstone; its key
+/// fields are zero).
+pub const RECORD_DESTROYED: u8 = 2;
+
+/// File name of the ledger of pending seals (shreds in their grace period).
+pub const SEALS_FILE: &str = "SEALS";
+/// First bytes of the seals ledger.
+pub const SEALS_MAGIC: [u8; 8] = *b"SRSEALS1";
+/// Seals ledger header: magic(8) version(4) crc32(4).
+pub const SEALS_HEADER_LEN: usize = 16;
+/// Seals ledger record: tenant(8) scope_kind(1) subject(8) op(1)
+/// deadline_us(8) crc32(4).
+pub const SEALS_RECORD_LEN: usize = 8 + 1 + 8 + 1 + 8 + 4;
+/// Seals ledger op: the scope is sealed until `deadline_us`, then destroyed.
+pub const SEAL_OP_SEAL: u8 = 1;
+/// Seals ledger op: the seal is cancelled; the scope is live again.
+pub const SEAL_OP_CANCEL: u8 = 2;
+/// Seals ledger op: the scope is destroyed and its space reclaimed.
+pub const SEAL_OP_DONE: u8 = 3;
 
 // ---------------------------------------------------------------------------
 // Store (RocksDB) keys

@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::clock::{Clock, SystemClock};
 use crate::format::{COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT};
 
 /// Where the master key comes from. The engine never writes it down.
@@ -62,6 +64,8 @@ pub struct Options {
     pub compression_threshold_bytes: usize,
     /// Size of RocksDB's block cache. Default 64 MiB.
     pub block_cache_bytes: usize,
+    /// The clock of commit times and shred deadlines. Default: the system's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Options {
@@ -74,6 +78,7 @@ impl Options {
             create_if_missing: true,
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
             block_cache_bytes: 64 << 20,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -91,6 +96,12 @@ impl Options {
     /// Sets the size at which the log starts a new segment.
     pub fn segment_bytes_max(mut self, bytes: u64) -> Self {
         self.segment_bytes_max = bytes;
+        self
+    }
+
+    /// Sets the clock (tests use [`crate::ManualClock`] to move time by hand).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 

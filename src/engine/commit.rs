@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::clock::now_us;
+use crate::clock::Clock;
+use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
 use crate::format::{GROUP_BYTES_MAX, PAYLOAD_HEADER_LEN};
 use crate::options::Durability;
@@ -43,23 +44,35 @@ pub(crate) struct GroupCommit {
     done: Condvar,
     writer: Mutex<LogWriter>,
     sync_every_commit: bool,
+    clock: Arc<dyn Clock>,
     last_commit_us: Mutex<u64>,
 }
 
 impl GroupCommit {
-    pub(crate) fn new(writer: LogWriter, durability: Durability, last_commit_us: u64) -> Self {
+    pub(crate) fn new(
+        writer: LogWriter,
+        durability: Durability,
+        clock: Arc<dyn Clock>,
+        last_commit_us: u64,
+    ) -> Self {
         GroupCommit {
             queue: Mutex::new(Queue::default()),
             done: Condvar::new(),
             writer: Mutex::new(writer),
             sync_every_commit: durability == Durability::SyncEveryCommit,
+            clock,
             last_commit_us: Mutex::new(last_commit_us),
         }
     }
 
     /// Commits one batch as one frame; returns its LSN once durable (as the
     /// durability option says) and visible in the store.
-    pub(crate) fn commit(&self, store: &Store, batch: EncodedBatch) -> Result<u64> {
+    pub(crate) fn commit(
+        &self,
+        store: &Store,
+        keyring: &Keyring,
+        batch: EncodedBatch,
+    ) -> Result<u64> {
         let request = Arc::new(Request {
             batch,
             outcome: Mutex::new(None),
@@ -74,7 +87,7 @@ impl GroupCommit {
                 queue.leader_active = true;
                 let group = take_group(&mut queue.waiting);
                 let led = MutexGuard::unlocked(&mut queue, || {
-                    panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, &group)))
+                    panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, keyring, &group)))
                 });
                 if led.is_err() {
                     // A bug panicked mid-group: fail the group and every
@@ -97,9 +110,9 @@ impl GroupCommit {
     }
 
     /// Runs one group and records every request's outcome.
-    fn lead(&self, store: &Store, group: &[Arc<Request>]) {
+    fn lead(&self, store: &Store, keyring: &Keyring, group: &[Arc<Request>]) {
         let mut writer = self.writer.lock();
-        let outcome = self.write_group(&mut writer, store, group);
+        let outcome = self.write_group(&mut writer, store, keyring, group);
         for (i, request) in group.iter().enumerate() {
             let result = match &outcome {
                 Ok(first_lsn) => Ok(first_lsn + i as u64),
@@ -113,24 +126,31 @@ impl GroupCommit {
         &self,
         writer: &mut LogWriter,
         store: &Store,
+        keyring: &Keyring,
         group: &[Arc<Request>],
     ) -> Result<u64> {
         let commit_us = {
             // Commit times never go backwards, so restore-by-time is exact.
             let mut last = self.last_commit_us.lock();
-            *last = (*last).max(now_us());
+            *last = (*last).max(self.clock.now_us());
             *last
         };
         let batches: Vec<&EncodedBatch> = group.iter().map(|r| &r.batch).collect();
-        let first_lsn = writer.append(&batches, commit_us)?;
-        if self.sync_every_commit {
-            writer.sync()?;
-        }
+        // A scope destroyed while a batch of it waited here keeps its frame
+        // in the log (unreadable) but gets nothing in the store.
         let mut entries = Vec::new();
         for batch in &batches {
             let decoded = entry::decode_all(&batch.entries, batch.count)
                 .expect("batches are encoded by this process");
-            entries.extend(decoded);
+            for entry in decoded {
+                if !keyring.is_destroyed(entry.scope)? {
+                    entries.push(entry);
+                }
+            }
+        }
+        let first_lsn = writer.append(&batches, commit_us)?;
+        if self.sync_every_commit {
+            writer.sync()?;
         }
         let last_lsn = first_lsn + batches.len() as u64 - 1;
         store.apply(&entries, last_lsn).inspect_err(|_| {

@@ -9,6 +9,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::commit::GroupCommit;
 use super::replay::replay;
+use crate::clock::Clock;
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::root::RootKey;
@@ -19,14 +20,16 @@ use crate::options::{Durability, Options};
 use crate::store::Store;
 use crate::wal::LogWriter;
 
-/// How often the background thread looks for log segments to remove.
-const CHECKPOINT_POLL: Duration = Duration::from_millis(200);
+/// How often the background thread runs maintenance: removing redundant
+/// log segments, and completing shreds whose deadline has passed.
+const MAINTENANCE_POLL: Duration = Duration::from_millis(200);
 
 /// The state every handle shares.
 pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
     pub(crate) store: Store,
     pub(crate) commit: GroupCommit,
+    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) compression_threshold: usize,
 }
 
@@ -61,12 +64,12 @@ impl Db {
             }
             None => create(path, &options)?,
         };
-        let keyring = Keyring::open(&keyring_dir, &root)?;
+        let keyring = Keyring::open(&keyring_dir, &root, Arc::clone(&options.clock))?;
         let wal_dir = path.join(WAL_DIR);
         fs::create_dir_durable(&wal_dir)?;
         let store = Store::open(path, options.block_cache_bytes)?;
         let mac_key = root.frame_mac_key(&manifest.log_id);
-        let replayed = replay(&wal_dir, &mac_key, &manifest.log_id, &store)?;
+        let replayed = replay(&wal_dir, &mac_key, &manifest.log_id, &store, &keyring)?;
         let writer = LogWriter::open(
             &wal_dir,
             manifest.log_id,
@@ -78,9 +81,18 @@ impl Db {
         let inner = Arc::new(Inner {
             keyring,
             store,
-            commit: GroupCommit::new(writer, options.durability, replayed.log.last_commit_us),
+            commit: GroupCommit::new(
+                writer,
+                options.durability,
+                Arc::clone(&options.clock),
+                replayed.log.last_commit_us,
+            ),
+            clock: options.clock,
             compression_threshold: options.compression_threshold_bytes,
         });
+        // Shreds whose deadline passed while the database was closed, or
+        // that a crash interrupted, complete before anything is served.
+        inner.complete_due_shreds()?;
         tracing::info!(path = %path.display(), replayed = replayed.frames, "database open");
         let background = Background::start(&inner, options.durability);
         Ok(Db {
@@ -101,6 +113,14 @@ impl Db {
     /// log moves to a new segment.
     pub fn flush(&self) -> Result<()> {
         self.inner.checkpoint()
+    }
+
+    /// Runs now what the background thread runs every 200 ms: removes the
+    /// log segments a store flush makes redundant, and completes the shreds
+    /// whose deadline has passed (destroying their keys and reclaiming their
+    /// space).
+    pub fn run_maintenance(&self) -> Result<()> {
+        self.inner.maintain()
     }
 
     /// LSN of the last committed batch (0 for an empty database).
@@ -132,6 +152,14 @@ impl Drop for Db {
 }
 
 impl Inner {
+    fn maintain(&self) -> Result<()> {
+        if !self.commit.writer().lock().sealed_segments().is_empty() {
+            self.checkpoint()?;
+        }
+        self.complete_due_shreds()?;
+        Ok(())
+    }
+
     /// Flushes the store, then removes sealed segments it made redundant.
     pub(crate) fn checkpoint(&self) -> Result<()> {
         // Whenever the writer is free the store has applied all it wrote.
@@ -179,7 +207,7 @@ fn is_empty_or_only_keyring(path: &Path) -> bool {
     entries.flatten().all(|e| e.file_name() == KEYRING_DIR)
 }
 
-/// Background threads: the interval syncer and the checkpointer.
+/// Background threads: maintenance, and the interval syncer.
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Vec<JoinHandle<()>>,
@@ -189,16 +217,11 @@ impl Background {
     fn start(inner: &Arc<Inner>, durability: Durability) -> Background {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let mut threads = vec![spawn_loop(
-            "strongroom-checkpoint",
+            "strongroom-maintenance",
             inner,
             &stop,
-            CHECKPOINT_POLL,
-            |inner| {
-                if !inner.commit.writer().lock().sealed_segments().is_empty() {
-                    inner.checkpoint()?;
-                }
-                Ok(())
-            },
+            MAINTENANCE_POLL,
+            Inner::maintain,
         )];
         if let Durability::SyncInterval(interval) = durability {
             threads.push(spawn_loop(

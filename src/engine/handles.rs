@@ -6,6 +6,7 @@ use super::batch::WriteBatch;
 use super::db::Db;
 use super::snapshot::{Scan, Snapshot};
 use crate::Lsn;
+use crate::crypto::keyring::ScopeState;
 use crate::error::Result;
 use crate::scope::{Scope, SubjectId, TenantId};
 
@@ -13,8 +14,8 @@ use crate::scope::{Scope, SubjectId, TenantId};
 /// [`Db::tenant`]; cheap to create, borrows the database.
 #[derive(Clone, Copy)]
 pub struct Tenant<'db> {
-    db: &'db Db,
-    id: TenantId,
+    pub(crate) db: &'db Db,
+    pub(crate) id: TenantId,
 }
 
 /// One subject's scope inside a tenant, with its own key. Obtained from
@@ -67,6 +68,12 @@ macro_rules! scope_ops {
         /// keyed hashes of the keys, not of the keys themselves).
         pub fn scan(&self) -> Result<Scan<'db>> {
             Scan::new(&self.db.inner, self.scope(), None)
+        }
+
+        /// Where this scope is in its lifecycle: live, sealed (a shred in
+        /// its grace period) or shredded.
+        pub fn state(&self) -> Result<ScopeState> {
+            self.db.inner.keyring.state(self.scope())
         }
 
         /// A consistent read-only view of this scope (and, through

@@ -7,4 +7,5 @@ pub(crate) mod db;
 pub(crate) mod handles;
 pub(crate) mod ops;
 pub(crate) mod replay;
+pub(crate) mod shred;
 pub(crate) mod snapshot;

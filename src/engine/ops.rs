@@ -69,7 +69,9 @@ impl Inner {
         if encoded.count == 0 {
             return Ok(Lsn(self.commit.writer().lock().written_lsn()));
         }
-        self.commit.commit(&self.store, encoded).map(Lsn)
+        self.commit
+            .commit(&self.store, &self.keyring, encoded)
+            .map(Lsn)
     }
 
     /// Reads `user_key` in `scope`, from `snapshot` if given.

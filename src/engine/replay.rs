@@ -4,11 +4,13 @@
 //! One loop serves crash recovery on open today, and point-in-time restore
 //! and the standby (which stop at a target, or resume where they stopped)
 //! later. It needs no record keys: sealed records go to the store as they
-//! are, so replay reads only the frame MAC key.
+//! are, so replay reads only the frame MAC key, and asks the keyring only
+//! which scopes are destroyed (their entries are skipped).
 
 use std::path::Path;
 
 use crate::crypto::SecretKey;
+use crate::crypto::keyring::Keyring;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::LOG_ID_LEN;
 use crate::store::Store;
@@ -35,6 +37,7 @@ pub(crate) fn replay(
     mac_key: &SecretKey,
     log_id: &[u8; LOG_ID_LEN],
     store: &Store,
+    keyring: &Keyring,
 ) -> Result<Replayed> {
     let applied = store.applied_lsn()?;
     let mut frames = 0u64;
@@ -54,7 +57,15 @@ pub(crate) fn replay(
                 },
             ));
         }
-        store.apply(&frame.entries, lsn)?;
+        // A destroyed scope's entries cannot be decrypted and must not come
+        // back into the store: they are skipped, and that is not an error.
+        let mut kept = Vec::with_capacity(frame.entries.len());
+        for entry in &frame.entries {
+            if !keyring.is_destroyed(entry.scope)? {
+                kept.push(*entry);
+            }
+        }
+        store.apply(&kept, lsn)?;
         frames += 1;
         expected = lsn + 1;
         if frames.is_multiple_of(10_000) {

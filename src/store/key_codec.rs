@@ -24,12 +24,30 @@ pub(crate) fn scope_prefix(scope: Scope) -> [u8; SCOPE_PREFIX_LEN] {
     key
 }
 
+/// The prefix of every key a shred of `scope` removes: a tenant's own scope
+/// and all its subjects for a tenant, the one scope for a subject.
+pub(crate) fn shred_prefix(scope: Scope) -> Vec<u8> {
+    let prefix = scope_prefix(scope);
+    match scope.subject {
+        None => prefix[..9].to_vec(),
+        Some(_) => prefix.to_vec(),
+    }
+}
+
 /// The store key of the record with `token` in `scope`.
 pub(crate) fn data_key(scope: Scope, token: &Token) -> [u8; STORE_KEY_LEN] {
     let mut key = [0u8; STORE_KEY_LEN];
     key[..SCOPE_PREFIX_LEN].copy_from_slice(&scope_prefix(scope));
     key[SCOPE_PREFIX_LEN..].copy_from_slice(token);
     key
+}
+
+/// The scope and token of a data key, if `key` is one.
+pub(crate) fn decode_data_key(key: &[u8]) -> Option<(Scope, Token)> {
+    let token = token_of(key)?;
+    let tenant = u64::from_be_bytes(key[1..9].try_into().ok()?);
+    let subject = u64::from_be_bytes(key[10..18].try_into().ok()?);
+    Some((Scope::decode_kind(tenant, key[9], subject)?, token))
 }
 
 /// The token of a data key, if `key` is one.

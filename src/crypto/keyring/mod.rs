@@ -1,24 +1,35 @@
 //! The keyring: tenant and subject keys, wrapped, in sharded files of their
-//! own under `keyring/`, never inside the log or the store.
+//! own under `keyring/`, never inside the log or the store; and the lifecycle
+//! of every scope (live, sealed for a grace period, destroyed).
 //!
 //! ```text
 //! keyring/MANIFEST                               KDF, wrapped root key, log id
+//! keyring/SEALS                                  pending seals (seals.rs)
 //! keyring/tenants/{shard:03}.keys                tenant keys, shard = tenant % 256
 //! keyring/subjects/{tenant:016x}/{shard:04}.keys subject keys, shard = subject % 1024
 //! ```
 //!
 //! Tenant keys are wrapped by a key derived from the database root key (which
 //! the master key wraps, in the manifest); subject keys by a key derived from
-//! their tenant's key. Plaintext keys live only in
-//! memory, in [`SecretKey`]s that are wiped when dropped.
+//! their tenant's key. Plaintext keys live only in memory, in [`SecretKey`]s
+//! that are wiped when dropped.
+//!
+//! Destroying a scope rewrites the one shard that holds its key, atomically,
+//! without the key and with a tombstone in its place: from the rename on, no
+//! file holds the key. A destroyed tenant's subject shards are removed too
+//! (their keys were wrapped by the tenant's key, so they were already dead).
 //!
 //! # Invariants
 //! - A key is durable in its shard before it is returned for writing, so no
 //!   log frame is ever sealed under a key that a crash could lose.
-//! - Shards are append-only between atomic rewrites (temp, fsync, rename,
-//!   fsync folder), so a shard on disk is always a valid prefix of its history.
+//! - Shards and the seals ledger are append-only between atomic rewrites
+//!   (temp, fsync, rename, fsync folder): on disk each is always a valid
+//!   prefix of its history.
+//! - A tombstone is never followed by a key for the same scope: a destroyed
+//!   scope accepts no writes, so no key is ever created for it again.
 
 mod manifest;
+mod seals;
 mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,25 +41,42 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub(crate) use manifest::Manifest;
+use seals::SealRecord;
 use shard::{KeyRecord, ShardId};
 
 use super::SecretKey;
 use super::root::RootKey;
 use super::scope_key::ScopeKey;
-use crate::clock::now_us;
+use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
     KDF_TENANT_SUBJECT_WRAP, KEYRING_MANIFEST_FILE, KEYRING_SHARD_SUFFIX, KEYRING_SUBJECTS_DIR,
-    KEYRING_TENANTS_DIR, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
+    KEYRING_TENANTS_DIR, RECORD_DESTROYED, RECORD_KEY, SEAL_OP_CANCEL, SEAL_OP_DONE, SEAL_OP_SEAL,
+    SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
 };
 use crate::fs;
 use crate::scope::{Scope, SubjectId, TenantId};
 
-/// Version of a subject's key. Subjects have one version; rotation (a later
-/// issue) rotates tenant keys and re-wraps subject keys.
+/// Version of a subject's key. Subjects have one version; tenant key
+/// rotation re-wraps subject keys.
 const SUBJECT_KEY_VERSION: u32 = 1;
 /// Version of a tenant's first key.
 const FIRST_TENANT_KEY_VERSION: u32 = 1;
+
+/// Where a scope is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeState {
+    /// Readable and writable.
+    Live,
+    /// Shredded with a grace period: no reads, no writes, and destroyed at
+    /// the deadline (microseconds since the Unix epoch) unless cancelled.
+    Sealed {
+        /// When the scope's keys will be destroyed.
+        deadline_us: u64,
+    },
+    /// The scope's keys are destroyed: its data can never be read again.
+    Shredded,
+}
 
 /// One version of a tenant key, in usable form.
 #[derive(Debug)]
@@ -57,23 +85,40 @@ struct TenantKey {
     subject_wrap: SecretKey,
 }
 
+#[derive(Debug, Default)]
+struct TenantEntry {
+    versions: BTreeMap<u32, TenantKey>,
+    destroyed: bool,
+}
+
+#[derive(Debug)]
+enum SubjectSlot {
+    Key(Arc<ScopeKey>),
+    Destroyed,
+}
+
 #[derive(Default)]
 struct Loaded {
-    /// Every tenant's key versions (all tenant shards are read at open).
-    tenants: HashMap<TenantId, BTreeMap<u32, TenantKey>>,
-    /// Subject keys of the subject shards read so far.
-    subjects: HashMap<(TenantId, SubjectId), Arc<ScopeKey>>,
+    /// Every tenant with a key or a tombstone (all tenant shards are read at
+    /// open).
+    tenants: HashMap<TenantId, TenantEntry>,
+    /// Subject keys and tombstones of the subject shards read so far.
+    subjects: HashMap<(TenantId, SubjectId), SubjectSlot>,
     subject_shards: HashSet<(TenantId, u32)>,
+    /// Pending seals, with their deadlines (the whole ledger is read at open).
+    seals: HashMap<Scope, u64>,
 }
 
 /// The keyring of one database.
 pub(crate) struct Keyring {
     dir: PathBuf,
     wrap: SecretKey,
+    clock: Arc<dyn Clock>,
     loaded: RwLock<Loaded>,
-    /// Serialises key creation, so that two writers never create two keys
-    /// for one scope.
-    create: Mutex<()>,
+    /// Serialises every change to the keyring's files, so that two writers
+    /// never create two keys for one scope, and a key is never created for a
+    /// scope being destroyed.
+    write: Mutex<()>,
 }
 
 impl Keyring {
@@ -93,13 +138,14 @@ impl Keyring {
     }
 
     /// Opens the keyring with the root key unwrapped from its manifest, and
-    /// reads every tenant shard.
-    pub(crate) fn open(dir: &Path, root: &RootKey) -> Result<Keyring> {
+    /// reads every tenant shard and the seals ledger.
+    pub(crate) fn open(dir: &Path, root: &RootKey, clock: Arc<dyn Clock>) -> Result<Keyring> {
         let keyring = Keyring {
             dir: dir.to_path_buf(),
             wrap: root.tenant_wrap_key(),
+            clock,
             loaded: RwLock::new(Loaded::default()),
-            create: Mutex::new(()),
+            write: Mutex::new(()),
         };
         fs::remove_stale_tmp_files(dir)?;
         fs::remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
@@ -107,52 +153,84 @@ impl Keyring {
         for shard in 0..TENANT_SHARDS {
             let id = tenant_shard(shard);
             for record in keyring.read_shard(id)? {
-                keyring.insert_tenant_key(&mut loaded, id, &record)?;
+                keyring.insert_tenant_record(&mut loaded, id, &record)?;
             }
         }
+        loaded.seals = keyring.read_seals()?;
         drop(loaded);
         Ok(keyring)
     }
 
-    /// The key a scope writes under (its newest version), if the scope has one.
-    pub(crate) fn current_key(&self, scope: Scope) -> Result<Option<Arc<ScopeKey>>> {
-        match scope.subject {
-            None => Ok(self
-                .loaded
-                .read()
+    /// Where `scope` is in its lifecycle. A subject is shredded or sealed if
+    /// its tenant is.
+    pub(crate) fn state(&self, scope: Scope) -> Result<ScopeState> {
+        let tenant_state = {
+            let loaded = self.loaded.read();
+            if loaded
                 .tenants
                 .get(&scope.tenant)
-                .and_then(|versions| versions.values().next_back())
-                .map(|k| Arc::clone(&k.scope))),
-            Some(subject) => self.subject_key(scope.tenant, subject),
+                .is_some_and(|t| t.destroyed)
+            {
+                return Ok(ScopeState::Shredded);
+            }
+            match loaded.seals.get(&Scope::tenant(scope.tenant)) {
+                Some(&deadline_us) => ScopeState::Sealed { deadline_us },
+                None => ScopeState::Live,
+            }
+        };
+        let Some(subject) = scope.subject else {
+            return Ok(tenant_state);
+        };
+        self.load_subject_shard(scope.tenant, subject)?;
+        let loaded = self.loaded.read();
+        if matches!(
+            loaded.subjects.get(&(scope.tenant, subject)),
+            Some(SubjectSlot::Destroyed)
+        ) {
+            return Ok(ScopeState::Shredded);
+        }
+        Ok(match loaded.seals.get(&scope) {
+            Some(&deadline_us) => ScopeState::Sealed { deadline_us },
+            None => tenant_state,
+        })
+    }
+
+    /// Fails with [`Error::Sealed`] or [`Error::Shredded`] unless `scope` is live.
+    fn check_live(&self, scope: Scope) -> Result<()> {
+        match self.state(scope)? {
+            ScopeState::Live => Ok(()),
+            ScopeState::Sealed { deadline_us } => Err(Error::Sealed { scope, deadline_us }),
+            ScopeState::Shredded => Err(Error::Shredded { scope }),
         }
     }
 
-    /// The key of `scope` at `version`, if it exists.
+    /// Whether `scope`'s keys are destroyed (for replay, which skips them).
+    pub(crate) fn is_destroyed(&self, scope: Scope) -> Result<bool> {
+        Ok(self.state(scope)? == ScopeState::Shredded)
+    }
+
+    /// The key a live scope writes under (its newest version), if it has one.
+    pub(crate) fn current_key(&self, scope: Scope) -> Result<Option<Arc<ScopeKey>>> {
+        self.check_live(scope)?;
+        self.lookup(scope, None)
+    }
+
+    /// The key of a live `scope` at `version`, if it exists.
     pub(crate) fn key_at(&self, scope: Scope, version: u32) -> Result<Option<Arc<ScopeKey>>> {
-        let key = self.current_key(scope)?;
-        if scope.subject.is_some() {
-            return Ok(key.filter(|k| k.version() == version));
-        }
-        Ok(self
-            .loaded
-            .read()
-            .tenants
-            .get(&scope.tenant)
-            .and_then(|versions| versions.get(&version))
-            .map(|k| Arc::clone(&k.scope)))
+        self.check_live(scope)?;
+        self.lookup(scope, Some(version))
     }
 
-    /// The key a scope writes under, created (durably) if the scope has none.
+    /// The key a live scope writes under, created (durably) if it has none.
     pub(crate) fn current_key_or_create(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
         if let Some(key) = self.current_key(scope)? {
             return Ok(key);
         }
-        let _creating = self.create.lock();
+        let _writing = self.write.lock();
         if let Some(key) = self.current_key(scope)? {
             return Ok(key);
         }
-        let tenant_key = match self.current_key(Scope::tenant(scope.tenant))? {
+        let tenant_key = match self.lookup(Scope::tenant(scope.tenant), None)? {
             Some(key) => key,
             None => self.create_tenant_key(scope.tenant)?,
         };
@@ -162,78 +240,237 @@ impl Keyring {
         }
     }
 
+    /// A scope's key (newest, or at `version`), whatever its state.
+    pub(crate) fn lookup(
+        &self,
+        scope: Scope,
+        version: Option<u32>,
+    ) -> Result<Option<Arc<ScopeKey>>> {
+        let Some(subject) = scope.subject else {
+            let loaded = self.loaded.read();
+            let versions = loaded.tenants.get(&scope.tenant).map(|t| &t.versions);
+            let key = match version {
+                None => versions.and_then(|v| v.values().next_back()),
+                Some(version) => versions.and_then(|v| v.get(&version)),
+            };
+            return Ok(key.map(|k| Arc::clone(&k.scope)));
+        };
+        self.load_subject_shard(scope.tenant, subject)?;
+        let loaded = self.loaded.read();
+        Ok(match loaded.subjects.get(&(scope.tenant, subject)) {
+            Some(SubjectSlot::Key(key)) if version.is_none_or(|v| v == key.version()) => {
+                Some(Arc::clone(key))
+            }
+            _ => None,
+        })
+    }
+
+    /// Seals a scope until `deadline_us`: durable before it returns.
+    pub(crate) fn seal(&self, scope: Scope, deadline_us: u64) -> Result<()> {
+        let _writing = self.write.lock();
+        if self.is_destroyed(scope)? {
+            return Err(Error::Shredded { scope });
+        }
+        self.append_seal(scope, SEAL_OP_SEAL, deadline_us)?;
+        self.loaded.write().seals.insert(scope, deadline_us);
+        Ok(())
+    }
+
+    /// Cancels a scope's own seal. Returns whether it was sealed.
+    pub(crate) fn cancel_seal(&self, scope: Scope) -> Result<bool> {
+        let _writing = self.write.lock();
+        if self.is_destroyed(scope)? {
+            return Err(Error::Shredded { scope });
+        }
+        if !self.loaded.read().seals.contains_key(&scope) {
+            return Ok(false);
+        }
+        self.append_seal(scope, SEAL_OP_CANCEL, 0)?;
+        self.loaded.write().seals.remove(&scope);
+        Ok(true)
+    }
+
+    /// Records that a destroyed scope's space is reclaimed: its seal is done.
+    pub(crate) fn finish_seal(&self, scope: Scope) -> Result<()> {
+        let _writing = self.write.lock();
+        if !self.loaded.read().seals.contains_key(&scope) {
+            return Ok(());
+        }
+        self.append_seal(scope, SEAL_OP_DONE, 0)?;
+        self.loaded.write().seals.remove(&scope);
+        Ok(())
+    }
+
+    /// Pending seals, with their deadlines.
+    pub(crate) fn pending_seals(&self) -> Vec<(Scope, u64)> {
+        let mut seals: Vec<_> = self
+            .loaded
+            .read()
+            .seals
+            .iter()
+            .map(|(s, d)| (*s, *d))
+            .collect();
+        seals.sort();
+        seals
+    }
+
+    /// Destroys a scope's keys: its shard is rewritten without them and with
+    /// a tombstone, and their plaintext is dropped from memory. Idempotent.
+    pub(crate) fn destroy(&self, scope: Scope) -> Result<()> {
+        let _writing = self.write.lock();
+        match scope.subject {
+            None => self.destroy_tenant(scope.tenant),
+            Some(subject) => self.destroy_subject(scope.tenant, subject),
+        }
+    }
+
+    fn destroy_tenant(&self, tenant: TenantId) -> Result<()> {
+        let id = tenant_shard_of(tenant);
+        self.rewrite_without(id, tenant.0)?;
+        {
+            let mut loaded = self.loaded.write();
+            let entry = loaded.tenants.entry(tenant).or_default();
+            entry.versions.clear();
+            entry.destroyed = true;
+            loaded.subjects.retain(|(t, _), _| *t != tenant);
+            loaded.subject_shards.retain(|(t, _)| *t != tenant);
+        }
+        // The subjects' keys were wrapped by the tenant's keys: already
+        // unreadable, removed for hygiene.
+        let subjects_dir = self.subjects_dir(tenant);
+        if subjects_dir.exists() {
+            std::fs::remove_dir_all(&subjects_dir).at(&subjects_dir)?;
+            fs::sync_dir(subjects_dir.parent().expect("under the keyring"))?;
+        }
+        Ok(())
+    }
+
+    fn destroy_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<()> {
+        if self
+            .loaded
+            .read()
+            .tenants
+            .get(&tenant)
+            .is_some_and(|t| t.destroyed)
+        {
+            return Ok(());
+        }
+        self.load_subject_shard(tenant, subject)?;
+        self.rewrite_without(subject_shard(tenant, subject), subject.0)?;
+        self.loaded
+            .write()
+            .subjects
+            .insert((tenant, subject), SubjectSlot::Destroyed);
+        Ok(())
+    }
+
+    /// Rewrites shard `id` atomically without the keys of `scope_id`, ending
+    /// with its tombstone (kept if it is already there).
+    fn rewrite_without(&self, id: ShardId, scope_id: u64) -> Result<()> {
+        let records = self.read_shard(id)?;
+        let mut bytes = id.encode_header();
+        let mut tombstone = None;
+        for record in &records {
+            if record.id != scope_id {
+                bytes.extend_from_slice(&record.encode());
+            } else if record.kind == RECORD_DESTROYED {
+                tombstone = Some(record.clone());
+            }
+        }
+        let tombstone =
+            tombstone.unwrap_or_else(|| KeyRecord::tombstone(scope_id, self.clock.now_us()));
+        bytes.extend_from_slice(&tombstone.encode());
+        let path = self.shard_path(id);
+        fs::create_dir_durable(path.parent().expect("shards live in a folder"))?;
+        fs::write_atomic(&path, &bytes)
+    }
+
     fn create_tenant_key(&self, tenant: TenantId) -> Result<Arc<ScopeKey>> {
-        let id = tenant_shard((tenant.0 % u64::from(TENANT_SHARDS)) as u32);
+        let id = tenant_shard_of(tenant);
         let record = id.wrap_key(
             &self.wrap,
             tenant.0,
             FIRST_TENANT_KEY_VERSION,
             0,
-            now_us(),
+            self.clock.now_us(),
             &SecretKey::random(),
         );
         self.append(id, &record)?;
         let mut loaded = self.loaded.write();
-        self.insert_tenant_key(&mut loaded, id, &record)?;
+        self.insert_tenant_record(&mut loaded, id, &record)?;
         Ok(Arc::clone(
-            &loaded.tenants[&tenant][&FIRST_TENANT_KEY_VERSION].scope,
+            &loaded.tenants[&tenant].versions[&FIRST_TENANT_KEY_VERSION].scope,
         ))
     }
 
     fn create_subject_key(&self, tenant: TenantId, subject: SubjectId) -> Result<Arc<ScopeKey>> {
         let id = subject_shard(tenant, subject);
-        let (wrapper_version, record) = {
+        let record = {
             let loaded = self.loaded.read();
             let (version, tenant_key) = loaded
                 .tenants
                 .get(&tenant)
-                .and_then(|v| v.iter().next_back())
+                .and_then(|t| t.versions.iter().next_back())
                 .expect("the tenant key is created before its subjects' keys");
-            let record = id.wrap_key(
+            id.wrap_key(
                 &tenant_key.subject_wrap,
                 subject.0,
                 SUBJECT_KEY_VERSION,
                 *version,
-                now_us(),
+                self.clock.now_us(),
                 &SecretKey::random(),
-            );
-            (*version, record)
+            )
         };
-        debug_assert_eq!(wrapper_version, record.wrapper_version);
         self.append(id, &record)?;
         let mut loaded = self.loaded.write();
-        self.insert_subject_key(&mut loaded, id, &record)?;
-        Ok(Arc::clone(&loaded.subjects[&(tenant, subject)]))
+        self.insert_subject_record(&mut loaded, id, &record)?;
+        match &loaded.subjects[&(tenant, subject)] {
+            SubjectSlot::Key(key) => Ok(Arc::clone(key)),
+            SubjectSlot::Destroyed => unreachable!("a live scope's key was just created"),
+        }
     }
 
-    fn subject_key(&self, tenant: TenantId, subject: SubjectId) -> Result<Option<Arc<ScopeKey>>> {
+    /// Reads the subject shard holding `subject`, once.
+    fn load_subject_shard(&self, tenant: TenantId, subject: SubjectId) -> Result<()> {
         let id = subject_shard(tenant, subject);
+        if self
+            .loaded
+            .read()
+            .subject_shards
+            .contains(&(tenant, id.shard))
         {
-            let loaded = self.loaded.read();
-            if loaded.subject_shards.contains(&(tenant, id.shard)) {
-                return Ok(loaded.subjects.get(&(tenant, subject)).cloned());
-            }
+            return Ok(());
         }
         let records = self.read_shard(id)?;
         let mut loaded = self.loaded.write();
         if loaded.subject_shards.insert((tenant, id.shard)) {
             for record in &records {
-                self.insert_subject_key(&mut loaded, id, record)?;
+                self.insert_subject_record(&mut loaded, id, record)?;
             }
         }
-        Ok(loaded.subjects.get(&(tenant, subject)).cloned())
+        Ok(())
     }
 
-    fn insert_tenant_key(
+    fn insert_tenant_record(
         &self,
         loaded: &mut Loaded,
         id: ShardId,
         record: &KeyRecord,
     ) -> Result<()> {
+        let tenant = TenantId(record.id);
+        let entry = loaded.tenants.entry(tenant).or_default();
+        if record.kind == RECORD_DESTROYED {
+            entry.versions.clear();
+            entry.destroyed = true;
+            return Ok(());
+        }
+        debug_assert_eq!(record.kind, RECORD_KEY);
+        if entry.destroyed {
+            return Ok(());
+        }
         let root = id
             .unwrap_key(&self.wrap, record)
             .map_err(|_| self.key_auth_error(id))?;
-        let tenant = TenantId(record.id);
         let key = TenantKey {
             scope: Arc::new(ScopeKey::derive(
                 Scope::tenant(tenant),
@@ -242,34 +479,44 @@ impl Keyring {
             )),
             subject_wrap: root.derive(KDF_TENANT_SUBJECT_WRAP),
         };
-        loaded
-            .tenants
-            .entry(tenant)
-            .or_default()
-            .insert(record.version, key);
+        entry.versions.insert(record.version, key);
         Ok(())
     }
 
-    fn insert_subject_key(
+    fn insert_subject_record(
         &self,
         loaded: &mut Loaded,
         id: ShardId,
         record: &KeyRecord,
     ) -> Result<()> {
         let tenant = TenantId(id.tenant);
+        let subject = SubjectId(record.id);
+        if record.kind == RECORD_DESTROYED {
+            loaded
+                .subjects
+                .insert((tenant, subject), SubjectSlot::Destroyed);
+            return Ok(());
+        }
+        if matches!(
+            loaded.subjects.get(&(tenant, subject)),
+            Some(SubjectSlot::Destroyed)
+        ) {
+            return Ok(());
+        }
         let Some(wrapper) = loaded
             .tenants
             .get(&tenant)
-            .and_then(|v| v.get(&record.wrapper_version))
+            .and_then(|t| t.versions.get(&record.wrapper_version))
         else {
             return Err(self.key_auth_error(id));
         };
         let root = id
             .unwrap_key(&wrapper.subject_wrap, record)
             .map_err(|_| self.key_auth_error(id))?;
-        let scope = Scope::subject(tenant, SubjectId(record.id));
-        let key = Arc::new(ScopeKey::derive(scope, record.version, &root));
-        loaded.subjects.insert((tenant, SubjectId(record.id)), key);
+        let key = ScopeKey::derive(Scope::subject(tenant, subject), record.version, &root);
+        loaded
+            .subjects
+            .insert((tenant, subject), SubjectSlot::Key(Arc::new(key)));
         Ok(())
     }
 
@@ -293,30 +540,41 @@ impl Keyring {
         Ok(decoded.records)
     }
 
-    /// Appends a record to a shard and syncs it; a new shard is written whole
-    /// and atomically.
-    fn append(&self, id: ShardId, record: &KeyRecord) -> Result<()> {
-        let path = self.shard_path(id);
-        if path.exists() {
-            let mut file = OpenOptions::new().append(true).open(&path).at(&path)?;
-            let len = file.metadata().at(&path)?.len();
-            let appended = file
-                .write_all(&record.encode())
-                .and_then(|()| file.sync_data());
-            if let Err(source) = appended {
-                // The key is not used; cut the record off so the shard stays
-                // a sequence of whole records.
-                let _ = file.set_len(len).and_then(|()| file.sync_data());
-                return Err(Error::Io { path, source });
-            }
-            Ok(())
-        } else {
-            let folder = path.parent().expect("shards live in a folder");
-            fs::create_dir_durable(folder)?;
-            let mut bytes = id.encode_header();
-            bytes.extend_from_slice(&record.encode());
-            fs::write_atomic(&path, &bytes)
+    /// Reads the seals ledger, compacting it if it holds finished seals.
+    fn read_seals(&self) -> Result<HashMap<Scope, u64>> {
+        let path = self.dir.join(SEALS_FILE);
+        if !path.exists() {
+            return Ok(HashMap::new());
         }
+        let ledger = seals::decode(&path, &fs::read(&path)?)?;
+        if ledger.has_garbage {
+            fs::write_atomic(&path, &seals::encode_pending(&ledger.pending))?;
+        }
+        Ok(ledger.pending)
+    }
+
+    fn append_seal(&self, scope: Scope, op: u8, deadline_us: u64) -> Result<()> {
+        let record = SealRecord {
+            scope,
+            op,
+            deadline_us,
+        };
+        append_record(
+            &self.dir.join(SEALS_FILE),
+            &seals::encode_header(),
+            &record.encode(),
+        )
+    }
+
+    /// Appends a record to a shard and syncs it.
+    fn append(&self, id: ShardId, record: &KeyRecord) -> Result<()> {
+        append_record(&self.shard_path(id), &id.encode_header(), &record.encode())
+    }
+
+    fn subjects_dir(&self, tenant: TenantId) -> PathBuf {
+        self.dir
+            .join(KEYRING_SUBJECTS_DIR)
+            .join(format!("{:016x}", tenant.0))
     }
 
     fn shard_path(&self, id: ShardId) -> PathBuf {
@@ -326,12 +584,32 @@ impl Keyring {
                 .join(KEYRING_TENANTS_DIR)
                 .join(format!("{:03}{KEYRING_SHARD_SUFFIX}", id.shard)),
             _ => self
-                .dir
-                .join(KEYRING_SUBJECTS_DIR)
-                .join(format!("{:016x}", id.tenant))
+                .subjects_dir(TenantId(id.tenant))
                 .join(format!("{:04}{KEYRING_SHARD_SUFFIX}", id.shard)),
         }
     }
+}
+
+/// Appends a fixed-size record to a file that starts with `header`, and
+/// syncs it. A missing file is written whole and atomically. A failed append
+/// is cut off again, so the file stays a sequence of whole records.
+fn append_record(path: &Path, header: &[u8], record: &[u8]) -> Result<()> {
+    if !path.exists() {
+        fs::create_dir_durable(path.parent().expect("keyring files live in a folder"))?;
+        let mut bytes = header.to_vec();
+        bytes.extend_from_slice(record);
+        return fs::write_atomic(path, &bytes);
+    }
+    let mut file = OpenOptions::new().append(true).open(path).at(path)?;
+    let len = file.metadata().at(path)?.len();
+    if let Err(source) = file.write_all(record).and_then(|()| file.sync_data()) {
+        let _ = file.set_len(len).and_then(|()| file.sync_data());
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    Ok(())
 }
 
 fn tenant_shard(shard: u32) -> ShardId {
@@ -342,10 +620,93 @@ fn tenant_shard(shard: u32) -> ShardId {
     }
 }
 
+fn tenant_shard_of(tenant: TenantId) -> ShardId {
+    tenant_shard((tenant.0 % u64::from(TENANT_SHARDS)) as u32)
+}
+
 fn subject_shard(tenant: TenantId, subject: SubjectId) -> ShardId {
     ShardId {
         kind: SHARD_KIND_SUBJECTS,
         tenant: tenant.0,
         shard: (subject.0 % u64::from(SUBJECT_SHARDS)) as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn keyring(dir: &Path) -> Keyring {
+        let root = RootKey::from_secret(SecretKey::from_bytes([9; 32]));
+        Keyring::open(dir, &root, Arc::new(SystemClock)).unwrap()
+    }
+
+    #[test]
+    fn destroyed_keys_leave_no_copy_in_the_keyring_and_stay_destroyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tenant, other) = (Scope::tenant(TenantId(1)), Scope::tenant(TenantId(257)));
+        let subject = Scope::subject(TenantId(2), SubjectId(5));
+        let other_token = {
+            let k = keyring(dir.path());
+            k.current_key_or_create(tenant).unwrap();
+            k.current_key_or_create(subject).unwrap();
+            let o = k.current_key_or_create(other).unwrap();
+            k.destroy(tenant).unwrap();
+            k.destroy(subject).unwrap();
+            assert!(matches!(k.current_key(tenant), Err(Error::Shredded { .. })));
+            o.token(b"x")
+        };
+        let k = keyring(dir.path());
+        assert_eq!(k.state(tenant).unwrap(), ScopeState::Shredded);
+        assert_eq!(k.state(subject).unwrap(), ScopeState::Shredded);
+        assert!(matches!(
+            k.current_key_or_create(subject),
+            Err(Error::Shredded { .. })
+        ));
+        assert_eq!(
+            k.current_key(other).unwrap().unwrap().token(b"x"),
+            other_token
+        );
+        assert!(k.lookup(tenant, None).unwrap().is_none(), "no key left");
+        assert!(k.lookup(subject, None).unwrap().is_none(), "no key left");
+        // No shard file holds a key record for them any more.
+        let tenant_shard = std::fs::read(k.shard_path(tenant_shard_of(TenantId(1)))).unwrap();
+        let decoded = shard::decode(Path::new("t"), &tenant_shard, tenant_shard_of(TenantId(1)));
+        let records = decoded.unwrap().records;
+        assert!(
+            records
+                .iter()
+                .all(|r| r.id != 1 || r.kind == RECORD_DESTROYED)
+        );
+        assert!(!k.subjects_dir(TenantId(1)).exists());
+    }
+
+    #[test]
+    fn a_seal_survives_reopen_and_a_cancel_lifts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Scope::subject(TenantId(3), SubjectId(4));
+        {
+            let k = keyring(dir.path());
+            k.current_key_or_create(scope).unwrap();
+            k.seal(scope, 1234).unwrap();
+            assert!(matches!(
+                k.current_key(scope),
+                Err(Error::Sealed {
+                    deadline_us: 1234,
+                    ..
+                })
+            ));
+        }
+        let k = keyring(dir.path());
+        assert_eq!(
+            k.state(scope).unwrap(),
+            ScopeState::Sealed { deadline_us: 1234 }
+        );
+        assert_eq!(k.pending_seals(), vec![(scope, 1234)]);
+        assert!(k.cancel_seal(scope).unwrap());
+        assert!(k.current_key(scope).unwrap().is_some());
+        drop(k);
+        assert!(keyring(dir.path()).pending_seals().is_empty());
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! header = magic "SRKEYSHD" | version u32 | kind u8 | tenant u64 | shard u32 | crc32 u32
-//! record = id u64 | version u32 | wrapper_version u32 | created_us u64
+//! record = id u64 | kind u8 | version u32 | wrapper_version u32 | time_us u64
 //!          | wrapped [72] | crc32 u32
+//! kind    = 1 key | 2 destroyed (a tombstone: version, wrapper_version and
+//!           wrapped are zero; time_us is when)
 //! wrapped = the key wrapped at place (kind, tenant, id, version,
 //!           wrapper_version), see `wrap.rs`
 //! ```
@@ -27,7 +29,7 @@ use crate::crypto::wrap::{WrapPlace, Wrapped};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN, KEYRING_SHARD_MAGIC, KEYRING_VERSION,
-    WRAPPED_KEY_LEN,
+    RECORD_DESTROYED, RECORD_KEY, WRAPPED_KEY_LEN,
 };
 
 /// Which keys a shard holds, and where it belongs.
@@ -38,13 +40,14 @@ pub(crate) struct ShardId {
     pub(crate) shard: u32,
 }
 
-/// One wrapped key.
+/// One wrapped key, or the tombstone of a destroyed scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyRecord {
     pub(crate) id: u64,
+    pub(crate) kind: u8,
     pub(crate) version: u32,
     pub(crate) wrapper_version: u32,
-    pub(crate) created_us: u64,
+    pub(crate) time_us: u64,
     pub(crate) wrapped: Wrapped,
 }
 
@@ -78,14 +81,15 @@ impl ShardId {
         id: u64,
         version: u32,
         wrapper_version: u32,
-        created_us: u64,
+        time_us: u64,
         key: &SecretKey,
     ) -> KeyRecord {
         KeyRecord {
             id,
+            kind: RECORD_KEY,
             version,
             wrapper_version,
-            created_us,
+            time_us,
             wrapped: self.place(id, version, wrapper_version).wrap(wrapping, key),
         }
     }
@@ -102,13 +106,26 @@ impl ShardId {
 }
 
 impl KeyRecord {
+    /// The tombstone of scope `id`, destroyed at `time_us`.
+    pub(crate) fn tombstone(id: u64, time_us: u64) -> KeyRecord {
+        KeyRecord {
+            id,
+            kind: RECORD_DESTROYED,
+            version: 0,
+            wrapper_version: 0,
+            time_us,
+            wrapped: [0; WRAPPED_KEY_LEN],
+        }
+    }
+
     pub(crate) fn encode(&self) -> [u8; KEYRING_RECORD_LEN] {
         let mut out = [0u8; KEYRING_RECORD_LEN];
         out[..8].copy_from_slice(&self.id.to_le_bytes());
-        out[8..12].copy_from_slice(&self.version.to_le_bytes());
-        out[12..16].copy_from_slice(&self.wrapper_version.to_le_bytes());
-        out[16..24].copy_from_slice(&self.created_us.to_le_bytes());
-        out[24..24 + WRAPPED_KEY_LEN].copy_from_slice(&self.wrapped);
+        out[8] = self.kind;
+        out[9..13].copy_from_slice(&self.version.to_le_bytes());
+        out[13..17].copy_from_slice(&self.wrapper_version.to_le_bytes());
+        out[17..25].copy_from_slice(&self.time_us.to_le_bytes());
+        out[25..25 + WRAPPED_KEY_LEN].copy_from_slice(&self.wrapped);
         let crc_at = KEYRING_RECORD_LEN - 4;
         let crc = crc32fast::hash(&out[..crc_at]);
         out[crc_at..].copy_from_slice(&crc.to_le_bytes());
@@ -123,10 +140,11 @@ impl KeyRecord {
         }
         Some(KeyRecord {
             id: u64::from_le_bytes(bytes[..8].try_into().unwrap()),
-            version: u32::from_le_bytes(bytes[8..12].try_into().unwrap()),
-            wrapper_version: u32::from_le_bytes(bytes[12..16].try_into().unwrap()),
-            created_us: u64::from_le_bytes(bytes[16..24].try_into().unwrap()),
-            wrapped: bytes[24..24 + WRAPPED_KEY_LEN].try_into().unwrap(),
+            kind: bytes[8],
+            version: u32::from_le_bytes(bytes[9..13].try_into().unwrap()),
+            wrapper_version: u32::from_le_bytes(bytes[13..17].try_into().unwrap()),
+            time_us: u64::from_le_bytes(bytes[17..25].try_into().unwrap()),
+            wrapped: bytes[25..25 + WRAPPED_KEY_LEN].try_into().unwrap(),
         })
     }
 }
@@ -159,6 +177,12 @@ pub(crate) fn decode(file: &Path, bytes: &[u8], expected: ShardId) -> Result<Dec
     while at + KEYRING_RECORD_LEN <= bytes.len() {
         let raw: &[u8; KEYRING_RECORD_LEN] = bytes[at..at + KEYRING_RECORD_LEN].try_into().unwrap();
         let record = KeyRecord::decode(raw).ok_or_else(|| bad(at, CorruptionKind::Checksum))?;
+        if record.kind != RECORD_KEY && record.kind != RECORD_DESTROYED {
+            return Err(bad(
+                at,
+                CorruptionKind::Malformed("unknown keyring record kind"),
+            ));
+        }
         records.push(record);
         at += KEYRING_RECORD_LEN;
     }
