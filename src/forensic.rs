@@ -54,10 +54,11 @@ pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypte
         Keyring::read_manifest(&keyring_dir)?.ok_or_else(|| Error::NotFound(path.into()))?;
     let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
     let root = manifest.open_root(&master)?;
-    let keyring = Keyring::open(&keyring_dir, &root, Arc::new(SystemClock))?;
+    let log_id = manifest.log_id;
+    let mac_key = root.frame_mac_key(&log_id);
+    let keyring = Keyring::open(&keyring_dir, manifest, root, Arc::new(SystemClock))?;
     let mut out = Vec::new();
-    let mac_key = root.frame_mac_key(&manifest.log_id);
-    read_log(&path.join(WAL_DIR), &mac_key, &manifest.log_id, |frame| {
+    read_log(&path.join(WAL_DIR), &mac_key, &log_id, |frame| {
         for entry in &frame.entries {
             if let Op::Put(sealed) = entry.op {
                 let found = Found::Log(frame.header.lsn);

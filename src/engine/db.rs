@@ -16,7 +16,7 @@ use crate::crypto::root::RootKey;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
 use crate::fs;
-use crate::options::{Durability, Options};
+use crate::options::{Durability, MasterKeySource, Options};
 use crate::store::Store;
 use crate::wal::LogWriter;
 
@@ -64,15 +64,16 @@ impl Db {
             }
             None => create(path, &options)?,
         };
-        let keyring = Keyring::open(&keyring_dir, &root, Arc::clone(&options.clock))?;
+        let log_id = manifest.log_id;
+        let mac_key = root.frame_mac_key(&log_id);
+        let keyring = Keyring::open(&keyring_dir, manifest, root, Arc::clone(&options.clock))?;
         let wal_dir = path.join(WAL_DIR);
         fs::create_dir_durable(&wal_dir)?;
         let store = Store::open(path, options.block_cache_bytes)?;
-        let mac_key = root.frame_mac_key(&manifest.log_id);
-        let replayed = replay(&wal_dir, &mac_key, &manifest.log_id, &store, &keyring)?;
+        let replayed = replay(&wal_dir, &mac_key, &log_id, &store, &keyring)?;
         let writer = LogWriter::open(
             &wal_dir,
-            manifest.log_id,
+            log_id,
             mac_key,
             options.segment_bytes_max,
             &replayed.log,
@@ -121,6 +122,15 @@ impl Db {
     /// space).
     pub fn run_maintenance(&self) -> Result<()> {
         self.inner.maintain()
+    }
+
+    /// Rotates the master key: the database root key is rewrapped under
+    /// `new_key` (a passphrase gets a fresh salt), in one atomic rewrite of
+    /// the keyring manifest. Nothing else is rewritten: every other key
+    /// hangs from the root key. From then on only `new_key` opens the
+    /// database.
+    pub fn rotate_master_key(&self, new_key: MasterKeySource) -> Result<()> {
+        self.inner.keyring.rotate_master(&new_key)
     }
 
     /// LSN of the last committed batch (0 for an empty database).

@@ -55,6 +55,18 @@ impl Manifest {
         (manifest, root)
     }
 
+    /// The same manifest with `root` wrapped by a new master key (obtained
+    /// through `kdf`), one master generation later.
+    pub(crate) fn rewrapped(&self, kdf: Kdf, master: &MasterKey, root: &RootKey) -> Manifest {
+        let master_generation = self.master_generation + 1;
+        Manifest {
+            kdf,
+            master_generation,
+            wrapped_root: place(master_generation).wrap(&master.root_wrap_key(), root.secret()),
+            log_id: self.log_id,
+        }
+    }
+
     /// Unwraps the root key: [`Error::WrongMasterKey`] if `master` cannot.
     pub(crate) fn open_root(&self, master: &MasterKey) -> Result<RootKey> {
         place(self.master_generation)

@@ -45,6 +45,7 @@ use seals::SealRecord;
 use shard::{KeyRecord, ShardId};
 
 use super::SecretKey;
+use super::master::{Kdf, MasterKey};
 use super::root::RootKey;
 use super::scope_key::ScopeKey;
 use crate::clock::Clock;
@@ -55,6 +56,7 @@ use crate::format::{
     SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
 };
 use crate::fs;
+use crate::options::MasterKeySource;
 use crate::scope::{Scope, SubjectId, TenantId};
 
 /// Version of a subject's key. Subjects have one version; tenant key
@@ -112,6 +114,8 @@ struct Loaded {
 /// The keyring of one database.
 pub(crate) struct Keyring {
     dir: PathBuf,
+    manifest: Mutex<Manifest>,
+    root: RootKey,
     wrap: SecretKey,
     clock: Arc<dyn Clock>,
     loaded: RwLock<Loaded>,
@@ -139,10 +143,17 @@ impl Keyring {
 
     /// Opens the keyring with the root key unwrapped from its manifest, and
     /// reads every tenant shard and the seals ledger.
-    pub(crate) fn open(dir: &Path, root: &RootKey, clock: Arc<dyn Clock>) -> Result<Keyring> {
+    pub(crate) fn open(
+        dir: &Path,
+        manifest: Manifest,
+        root: RootKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Keyring> {
         let keyring = Keyring {
             dir: dir.to_path_buf(),
+            manifest: Mutex::new(manifest),
             wrap: root.tenant_wrap_key(),
+            root,
             clock,
             loaded: RwLock::new(Loaded::default()),
             write: Mutex::new(()),
@@ -159,6 +170,21 @@ impl Keyring {
         loaded.seals = keyring.read_seals()?;
         drop(loaded);
         Ok(keyring)
+    }
+
+    /// Rewraps the root key under a new master key, in one atomic rewrite of
+    /// the manifest: before the rename the old master key opens the
+    /// database, after it only the new one. Nothing else changes.
+    pub(crate) fn rotate_master(&self, source: &MasterKeySource) -> Result<()> {
+        let _writing = self.write.lock();
+        let mut manifest = self.manifest.lock();
+        let kdf = Kdf::for_new_database(source);
+        let master = MasterKey::resolve(source, &kdf)?;
+        let rotated = manifest.rewrapped(kdf, &master, &self.root);
+        fs::write_atomic(&self.dir.join(KEYRING_MANIFEST_FILE), &rotated.encode())?;
+        tracing::info!(generation = rotated.master_generation, "master key rotated");
+        *manifest = rotated;
+        Ok(())
     }
 
     /// Where `scope` is in its lifecycle. A subject is shredded or sealed if
@@ -639,7 +665,10 @@ mod tests {
 
     fn keyring(dir: &Path) -> Keyring {
         let root = RootKey::from_secret(SecretKey::from_bytes([9; 32]));
-        Keyring::open(dir, &root, Arc::new(SystemClock)).unwrap()
+        let source = MasterKeySource::Bytes(zeroize::Zeroizing::new([1; 32]));
+        let master = MasterKey::resolve(&source, &Kdf::None).unwrap();
+        let (manifest, _) = Manifest::create(Kdf::None, &master, [0; 16]);
+        Keyring::open(dir, manifest, root, Arc::new(SystemClock)).unwrap()
     }
 
     #[test]
