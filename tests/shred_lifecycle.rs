@@ -136,8 +136,8 @@ fn a_shredded_tenant_decrypts_from_no_file_and_the_others_are_untouched() {
         .collect();
     assert_eq!(
         destroyed.len(),
-        4,
-        "the tenant's key and its three subjects' keys"
+        5,
+        "the tenant's token and sealing keys, and its three subjects' keys"
     );
     for key in destroyed {
         assert_eq!(occurrences(dir.path(), key), 0);

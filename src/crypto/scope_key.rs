@@ -20,13 +20,26 @@ pub(crate) struct ScopeKey {
 }
 
 impl ScopeKey {
-    /// Derives the scope's working keys from its root key.
+    /// Derives the scope's working keys from its root key (a subject's key,
+    /// which both seals and tokenises).
     pub(crate) fn derive(scope: Scope, version: u32, root: &SecretKey) -> ScopeKey {
+        ScopeKey::derive_split(scope, version, root, root)
+    }
+
+    /// Derives the working keys of a scope whose sealing key is versioned
+    /// apart from its token key (a tenant: sealing versions rotate, the token
+    /// key stays for the tenant's life, so rotation moves no record).
+    pub(crate) fn derive_split(
+        scope: Scope,
+        version: u32,
+        seal_root: &SecretKey,
+        token_root: &SecretKey,
+    ) -> ScopeKey {
         ScopeKey {
             scope,
             version,
-            seal: root.derive(KDF_SCOPE_SEAL),
-            token: root.derive(KDF_SCOPE_TOKEN),
+            seal: seal_root.derive(KDF_SCOPE_SEAL),
+            token: token_root.derive(KDF_SCOPE_TOKEN),
         }
     }
 

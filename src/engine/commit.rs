@@ -13,6 +13,7 @@
 //! - A write is acknowledged only after its frame is synced (under
 //!   `SyncEveryCommit`) and applied to the store.
 
+use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -21,15 +22,17 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::clock::Clock;
 use crate::crypto::keyring::Keyring;
 use crate::error::{Error, Result};
+use crate::format::STORE_KEY_LEN;
 use crate::format::{GROUP_BYTES_MAX, PAYLOAD_HEADER_LEN};
 use crate::options::Durability;
 use crate::store::Store;
-use crate::wal::entry;
+use crate::store::key_codec;
+use crate::wal::entry::{self, Entry, Op};
 use crate::wal::{EncodedBatch, LogWriter};
 
 struct Request {
     batch: EncodedBatch,
-    outcome: Mutex<Option<Result<u64>>>,
+    outcome: Mutex<Option<Result<Option<u64>>>>,
 }
 
 #[derive(Default)]
@@ -66,13 +69,17 @@ impl GroupCommit {
     }
 
     /// Commits one batch as one frame; returns its LSN once durable (as the
-    /// durability option says) and visible in the store.
+    /// durability option says) and visible in the store, or `None` if the
+    /// leader refused it: a put sealed under a key version the keyring no
+    /// longer holds, an entry of a destroyed scope, or an expectation that no
+    /// longer holds. A refused batch writes nothing; the caller re-seals
+    /// (and finds out why) and tries again.
     pub(crate) fn commit(
         &self,
         store: &Store,
         keyring: &Keyring,
         batch: EncodedBatch,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let request = Arc::new(Request {
             batch,
             outcome: Mutex::new(None),
@@ -115,11 +122,43 @@ impl GroupCommit {
         let outcome = self.write_group(&mut writer, store, keyring, group);
         for (i, request) in group.iter().enumerate() {
             let result = match &outcome {
-                Ok(first_lsn) => Ok(first_lsn + i as u64),
+                Ok(lsns) => Ok(lsns[i]),
                 Err(e) => Err(e.duplicate()),
             };
             *request.outcome.lock() = Some(result);
         }
+    }
+
+    /// Whether a batch may be written now. Runs in the leader, holding the
+    /// writer: the store has applied every frame before this group, and
+    /// `written` holds the keys the group's earlier batches write.
+    fn admissible(
+        store: &Store,
+        keyring: &Keyring,
+        batch: &EncodedBatch,
+        entries: &[Entry<'_>],
+        written: &HashSet<[u8; STORE_KEY_LEN]>,
+    ) -> Result<bool> {
+        for entry in entries {
+            if keyring.is_destroyed(entry.scope)? {
+                return Ok(false);
+            }
+            let sealed_under_live_key = match entry.op {
+                Op::Put(_) => keyring
+                    .lookup(entry.scope, Some(entry.key_version))?
+                    .is_some(),
+                Op::Delete => true,
+            };
+            if !sealed_under_live_key {
+                return Ok(false);
+            }
+        }
+        for (key, expected) in &batch.expect {
+            if written.contains(key) || store.get(key, None)?.as_deref() != Some(&expected[..]) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn write_group(
@@ -128,26 +167,35 @@ impl GroupCommit {
         store: &Store,
         keyring: &Keyring,
         group: &[Arc<Request>],
-    ) -> Result<u64> {
+    ) -> Result<Vec<Option<u64>>> {
         let commit_us = {
             // Commit times never go backwards, so restore-by-time is exact.
             let mut last = self.last_commit_us.lock();
             *last = (*last).max(self.clock.now_us());
             *last
         };
-        let batches: Vec<&EncodedBatch> = group.iter().map(|r| &r.batch).collect();
-        // A scope destroyed while a batch of it waited here keeps its frame
-        // in the log (unreadable) but gets nothing in the store.
+        let mut outcomes = vec![None; group.len()];
+        let mut admitted = Vec::with_capacity(group.len());
         let mut entries = Vec::new();
-        for batch in &batches {
-            let decoded = entry::decode_all(&batch.entries, batch.count)
+        let mut written = HashSet::new();
+        for (i, request) in group.iter().enumerate() {
+            let decoded = entry::decode_all(&request.batch.entries, request.batch.count)
                 .expect("batches are encoded by this process");
-            for entry in decoded {
-                if !keyring.is_destroyed(entry.scope)? {
-                    entries.push(entry);
-                }
+            if !Self::admissible(store, keyring, &request.batch, &decoded, &written)? {
+                continue;
             }
+            written.extend(
+                decoded
+                    .iter()
+                    .map(|e| key_codec::data_key(e.scope, &e.token)),
+            );
+            entries.extend(decoded);
+            admitted.push(i);
         }
+        if admitted.is_empty() {
+            return Ok(outcomes);
+        }
+        let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| &group[i].batch).collect();
         let first_lsn = writer.append(&batches, commit_us)?;
         if self.sync_every_commit {
             writer.sync()?;
@@ -158,7 +206,10 @@ impl GroupCommit {
             // replays them) brings the two level again.
             writer.poison();
         })?;
-        Ok(first_lsn)
+        for (k, &i) in admitted.iter().enumerate() {
+            outcomes[i] = Some(first_lsn + k as u64);
+        }
+        Ok(outcomes)
     }
 
     /// The log writer, for syncing on an interval and removing segments.

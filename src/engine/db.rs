@@ -24,6 +24,9 @@ use crate::wal::LogWriter;
 /// log segments, and completing shreds whose deadline has passed.
 const MAINTENANCE_POLL: Duration = Duration::from_millis(200);
 
+/// How long one background maintenance run may spend on key rotations.
+const ROTATION_BUDGET: Duration = Duration::from_millis(100);
+
 /// The state every handle shares.
 pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
@@ -116,12 +119,13 @@ impl Db {
         self.inner.checkpoint()
     }
 
-    /// Runs now what the background thread runs every 200 ms: removes the
-    /// log segments a store flush makes redundant, and completes the shreds
-    /// whose deadline has passed (destroying their keys and reclaiming their
-    /// space).
+    /// Runs now, to the end, what the background thread runs every 200 ms
+    /// (with a time budget): removes the log segments a store flush makes
+    /// redundant, completes the shreds whose deadline has passed (destroying
+    /// their keys and reclaiming their space), and finishes key rotations
+    /// (re-sealing, rewrapping, destroying old versions).
     pub fn run_maintenance(&self) -> Result<()> {
-        self.inner.maintain()
+        self.inner.maintain(None)
     }
 
     /// Rotates the master key: the database root key is rewrapped under
@@ -162,12 +166,12 @@ impl Drop for Db {
 }
 
 impl Inner {
-    fn maintain(&self) -> Result<()> {
+    fn maintain(&self, budget: Option<Duration>) -> Result<()> {
         if !self.commit.writer().lock().sealed_segments().is_empty() {
             self.checkpoint()?;
         }
         self.complete_due_shreds()?;
-        Ok(())
+        self.advance_rotations(budget)
     }
 
     /// Flushes the store, then removes sealed segments it made redundant.
@@ -231,7 +235,7 @@ impl Background {
             inner,
             &stop,
             MAINTENANCE_POLL,
-            Inner::maintain,
+            |inner| inner.maintain(Some(ROTATION_BUDGET)),
         )];
         if let Durability::SyncInterval(interval) = durability {
             threads.push(spawn_loop(

@@ -7,5 +7,6 @@ pub(crate) mod db;
 pub(crate) mod handles;
 pub(crate) mod ops;
 pub(crate) mod replay;
+pub(crate) mod rotation;
 pub(crate) mod shred;
 pub(crate) mod snapshot;

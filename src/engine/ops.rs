@@ -14,10 +14,37 @@ use crate::store::StoreSnapshot;
 use crate::wal::EncodedBatch;
 use crate::wal::entry::{Entry, Op};
 
+/// How often a write is sealed again after the commit leader refused it.
+/// Each refusal means a key version was retired or a scope destroyed in the
+/// moment it waited; the next attempt uses the keys of now, so two suffice.
+const WRITE_ATTEMPTS: usize = 8;
+
 impl Inner {
     /// Seals and commits a batch whose ops target `scope` (for `None`) or a
     /// subject of `scope`'s tenant.
+    ///
+    /// If the commit leader refuses the batch (a key version retired, or a
+    /// scope destroyed, while it waited), it is sealed again with the keys
+    /// of now, which either succeeds or says why not (`Shredded`, `Sealed`).
     pub(crate) fn write(&self, scope: Scope, batch: &WriteBatch) -> Result<Lsn> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(encoded) = self.seal_batch(scope, batch)? else {
+                return Ok(Lsn(self.commit.writer().lock().written_lsn()));
+            };
+            if let Some(lsn) = self.commit.commit(&self.store, &self.keyring, encoded)? {
+                return Ok(Lsn(lsn));
+            }
+        }
+        unreachable!("a batch sealed with the keys of now was refused {WRITE_ATTEMPTS} times")
+    }
+
+    /// Seals a batch's puts and encodes its entries; `None` if it has none
+    /// (only deletes in scopes that hold nothing).
+    pub(crate) fn seal_batch(
+        &self,
+        scope: Scope,
+        batch: &WriteBatch,
+    ) -> Result<Option<EncodedBatch>> {
         let mut encoded = EncodedBatch::default();
         let mut sealed = Vec::new();
         for (target, op) in &batch.ops {
@@ -66,12 +93,7 @@ impl Inner {
                 return Err(Error::InvalidArgument("batch larger than 32 MiB"));
             }
         }
-        if encoded.count == 0 {
-            return Ok(Lsn(self.commit.writer().lock().written_lsn()));
-        }
-        self.commit
-            .commit(&self.store, &self.keyring, encoded)
-            .map(Lsn)
+        Ok((encoded.count > 0).then_some(encoded))
     }
 
     /// Reads `user_key` in `scope`, from `snapshot` if given.

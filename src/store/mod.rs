@@ -110,14 +110,26 @@ impl Store {
 
     /// Iterates the keys of `scope` in token order.
     pub(crate) fn scan(&self, scope: Scope, snapshot: Option<&StoreSnapshot<'_>>) -> StoreIter<'_> {
+        self.scan_from(scope, &key_codec::scope_prefix(scope), snapshot)
+    }
+
+    /// Iterates the keys of `scope` from `from` (a key of the scope, or its
+    /// prefix) in token order.
+    pub(crate) fn scan_from(
+        &self,
+        scope: Scope,
+        from: &[u8],
+        snapshot: Option<&StoreSnapshot<'_>>,
+    ) -> StoreIter<'_> {
         let prefix = key_codec::scope_prefix(scope);
+        debug_assert!(from.starts_with(&prefix));
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(key_codec::prefix_end(&prefix));
         if let Some(s) = snapshot {
             options.set_snapshot(s);
         }
         self.db
-            .iterator_opt(IteratorMode::From(&prefix, Direction::Forward), options)
+            .iterator_opt(IteratorMode::From(from, Direction::Forward), options)
     }
 
     /// Removes every key under `prefix` and the space it takes: a range

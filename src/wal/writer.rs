@@ -26,6 +26,9 @@ use crate::fs;
 pub(crate) struct EncodedBatch {
     pub(crate) entries: Vec<u8>,
     pub(crate) count: u32,
+    /// Store keys and the sealed bytes they must still hold for the batch
+    /// to be written (re-encryption's compare-and-swap). Not logged.
+    pub(crate) expect: Vec<([u8; crate::format::STORE_KEY_LEN], Vec<u8>)>,
 }
 
 /// A segment the writer has moved past.

@@ -62,7 +62,10 @@ use crate::scope::{Scope, SubjectId, TenantId};
 /// Version of a subject's key. Subjects have one version; tenant key
 /// rotation re-wraps subject keys.
 const SUBJECT_KEY_VERSION: u32 = 1;
-/// Version of a tenant's first key.
+/// Version of a tenant's token key: created with the tenant, never rotated,
+/// destroyed with the tenant.
+const TENANT_TOKEN_VERSION: u32 = 0;
+/// Version of a tenant's first sealing key; rotation adds the next ones.
 const FIRST_TENANT_KEY_VERSION: u32 = 1;
 
 /// Where a scope is in its lifecycle.
@@ -89,6 +92,9 @@ struct TenantKey {
 
 #[derive(Debug, Default)]
 struct TenantEntry {
+    /// Root of the tenant's token key (version 0).
+    token_root: Option<SecretKey>,
+    /// Sealing versions (1 and up); the newest seals new writes.
     versions: BTreeMap<u32, TenantKey>,
     destroyed: bool,
 }
@@ -350,6 +356,155 @@ impl Keyring {
         }
     }
 
+    /// Adds a new sealing version to a live tenant (creating its keys if it
+    /// has none); new writes seal under it. Returns the new version.
+    pub(crate) fn rotate_tenant(&self, tenant: TenantId) -> Result<u32> {
+        let scope = Scope::tenant(tenant);
+        self.current_key_or_create(scope)?;
+        let _writing = self.write.lock();
+        self.check_live(scope)?;
+        let id = tenant_shard_of(tenant);
+        let version = self
+            .lookup(scope, None)?
+            .map_or(FIRST_TENANT_KEY_VERSION, |k| k.version() + 1);
+        let record = id.wrap_key(
+            &self.wrap,
+            tenant.0,
+            version,
+            0,
+            self.clock.now_us(),
+            &SecretKey::random(),
+        );
+        self.append(id, std::slice::from_ref(&record))?;
+        self.insert_tenant_record(&mut self.loaded.write(), id, &record)?;
+        Ok(version)
+    }
+
+    /// Live tenants with more than one sealing version: a rotation to finish.
+    pub(crate) fn rotating_tenants(&self) -> Vec<TenantId> {
+        let loaded = self.loaded.read();
+        let mut tenants: Vec<_> = loaded
+            .tenants
+            .iter()
+            .filter(|(t, e)| {
+                e.versions.len() > 1 && !loaded.seals.contains_key(&Scope::tenant(**t))
+            })
+            .map(|(t, _)| *t)
+            .collect();
+        tenants.sort();
+        tenants
+    }
+
+    /// Rewraps every subject key of `tenant` under its newest sealing
+    /// version, one atomic shard rewrite at a time. Returns how many keys it
+    /// rewrapped.
+    pub(crate) fn rewrap_subjects(&self, tenant: TenantId) -> Result<usize> {
+        let _writing = self.write.lock();
+        let dir = self.subjects_dir(tenant);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let mut rewrapped = 0;
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let name = entry.at(&dir)?.file_name();
+            let Some(shard) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(KEYRING_SHARD_SUFFIX))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let id = ShardId {
+                kind: SHARD_KIND_SUBJECTS,
+                tenant: tenant.0,
+                shard,
+            };
+            rewrapped += self.rewrap_shard(id)?;
+        }
+        Ok(rewrapped)
+    }
+
+    fn rewrap_shard(&self, id: ShardId) -> Result<usize> {
+        let mut records = self.read_shard(id)?;
+        let loaded = self.loaded.read();
+        let Some(entry) = loaded.tenants.get(&TenantId(id.tenant)) else {
+            return Ok(0);
+        };
+        let Some((&newest, newest_key)) = entry.versions.iter().next_back() else {
+            return Ok(0);
+        };
+        let mut rewrapped = 0;
+        for record in records.iter_mut() {
+            if record.kind != RECORD_KEY || record.wrapper_version == newest {
+                continue;
+            }
+            let old = entry
+                .versions
+                .get(&record.wrapper_version)
+                .ok_or_else(|| self.key_auth_error(id))?;
+            let key = id
+                .unwrap_key(&old.subject_wrap, record)
+                .map_err(|_| self.key_auth_error(id))?;
+            *record = id.wrap_key(
+                &newest_key.subject_wrap,
+                record.id,
+                record.version,
+                newest,
+                record.time_us,
+                &key,
+            );
+            rewrapped += 1;
+        }
+        drop(loaded);
+        if rewrapped > 0 {
+            let mut bytes = id.encode_header();
+            bytes.extend(records.iter().flat_map(|r| r.encode()));
+            fs::write_atomic(&self.shard_path(id), &bytes)?;
+        }
+        Ok(rewrapped)
+    }
+
+    /// Destroys every sealing version of `tenant` but the newest: its shard
+    /// is rewritten without them. The caller has made sure nothing is sealed
+    /// or wrapped under them any more. Returns the versions destroyed.
+    pub(crate) fn retire_old_versions(&self, tenant: TenantId) -> Result<Vec<u32>> {
+        let _writing = self.write.lock();
+        let Some(newest) = self
+            .lookup(Scope::tenant(tenant), None)?
+            .map(|k| k.version())
+        else {
+            return Ok(Vec::new());
+        };
+        let id = tenant_shard_of(tenant);
+        let retired = |r: &KeyRecord| {
+            r.id == tenant.0
+                && r.kind == RECORD_KEY
+                && r.version != TENANT_TOKEN_VERSION
+                && r.version < newest
+        };
+        let records = self.read_shard(id)?;
+        let old: Vec<u32> = records
+            .iter()
+            .filter(|r| retired(r))
+            .map(|r| r.version)
+            .collect();
+        if old.is_empty() {
+            return Ok(old);
+        }
+        let mut bytes = id.encode_header();
+        bytes.extend(
+            records
+                .iter()
+                .filter(|r| !retired(r))
+                .flat_map(|r| r.encode()),
+        );
+        fs::write_atomic(&self.shard_path(id), &bytes)?;
+        if let Some(entry) = self.loaded.write().tenants.get_mut(&tenant) {
+            entry.versions.retain(|v, _| *v >= newest);
+        }
+        Ok(old)
+    }
+
     fn destroy_tenant(&self, tenant: TenantId) -> Result<()> {
         let id = tenant_shard_of(tenant);
         self.rewrite_without(id, tenant.0)?;
@@ -357,6 +512,7 @@ impl Keyring {
             let mut loaded = self.loaded.write();
             let entry = loaded.tenants.entry(tenant).or_default();
             entry.versions.clear();
+            entry.token_root = None;
             entry.destroyed = true;
             loaded.subjects.retain(|(t, _), _| *t != tenant);
             loaded.subject_shards.retain(|(t, _)| *t != tenant);
@@ -413,17 +569,15 @@ impl Keyring {
 
     fn create_tenant_key(&self, tenant: TenantId) -> Result<Arc<ScopeKey>> {
         let id = tenant_shard_of(tenant);
-        let record = id.wrap_key(
-            &self.wrap,
-            tenant.0,
-            FIRST_TENANT_KEY_VERSION,
-            0,
-            self.clock.now_us(),
-            &SecretKey::random(),
-        );
-        self.append(id, &record)?;
+        let now = self.clock.now_us();
+        let records = [TENANT_TOKEN_VERSION, FIRST_TENANT_KEY_VERSION].map(|version| {
+            id.wrap_key(&self.wrap, tenant.0, version, 0, now, &SecretKey::random())
+        });
+        self.append(id, &records)?;
         let mut loaded = self.loaded.write();
-        self.insert_tenant_record(&mut loaded, id, &record)?;
+        for record in &records {
+            self.insert_tenant_record(&mut loaded, id, record)?;
+        }
         Ok(Arc::clone(
             &loaded.tenants[&tenant].versions[&FIRST_TENANT_KEY_VERSION].scope,
         ))
@@ -447,7 +601,7 @@ impl Keyring {
                 &SecretKey::random(),
             )
         };
-        self.append(id, &record)?;
+        self.append(id, std::slice::from_ref(&record))?;
         let mut loaded = self.loaded.write();
         self.insert_subject_record(&mut loaded, id, &record)?;
         match &loaded.subjects[&(tenant, subject)] {
@@ -487,6 +641,7 @@ impl Keyring {
         let entry = loaded.tenants.entry(tenant).or_default();
         if record.kind == RECORD_DESTROYED {
             entry.versions.clear();
+            entry.token_root = None;
             entry.destroyed = true;
             return Ok(());
         }
@@ -497,11 +652,22 @@ impl Keyring {
         let root = id
             .unwrap_key(&self.wrap, record)
             .map_err(|_| self.key_auth_error(id))?;
+        if record.version == TENANT_TOKEN_VERSION {
+            entry.token_root = Some(root);
+            return Ok(());
+        }
+        let Some(token_root) = entry.token_root.as_ref() else {
+            let path = self.shard_path(id);
+            let kind = CorruptionKind::Malformed("tenant sealing key before its token key");
+            return Err(Error::corruption(path, 0, kind));
+        };
+        let scope = Scope::tenant(tenant);
         let key = TenantKey {
-            scope: Arc::new(ScopeKey::derive(
-                Scope::tenant(tenant),
+            scope: Arc::new(ScopeKey::derive_split(
+                scope,
                 record.version,
                 &root,
+                token_root,
             )),
             subject_wrap: root.derive(KDF_TENANT_SUBJECT_WRAP),
         };
@@ -592,9 +758,10 @@ impl Keyring {
         )
     }
 
-    /// Appends a record to a shard and syncs it.
-    fn append(&self, id: ShardId, record: &KeyRecord) -> Result<()> {
-        append_record(&self.shard_path(id), &id.encode_header(), &record.encode())
+    /// Appends records to a shard, in one write, and syncs it.
+    fn append(&self, id: ShardId, records: &[KeyRecord]) -> Result<()> {
+        let bytes: Vec<u8> = records.iter().flat_map(|r| r.encode()).collect();
+        append_record(&self.shard_path(id), &id.encode_header(), &bytes)
     }
 
     fn subjects_dir(&self, tenant: TenantId) -> PathBuf {
@@ -616,7 +783,7 @@ impl Keyring {
     }
 }
 
-/// Appends a fixed-size record to a file that starts with `header`, and
+/// Appends fixed-size records to a file that starts with `header`, and
 /// syncs it. A missing file is written whole and atomically. A failed append
 /// is cut off again, so the file stays a sequence of whole records.
 fn append_record(path: &Path, header: &[u8], record: &[u8]) -> Result<()> {
