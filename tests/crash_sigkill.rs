@@ -483,6 +483,8 @@ fn run_child(dir: &Path, iteration: u64, seed: u64) -> ! {
             let (db, out) = (&db, &out);
             s.spawn(move || write_forever(db, out, iteration, thread, seed));
         }
+        let (db, out) = (&db, &out);
+        s.spawn(move || rotate_forever(db, out, seed));
     });
     unreachable!("the writers stop only when the process is killed")
 }
@@ -497,6 +499,24 @@ fn write_forever(db: &Db, out: &Mutex<Stdout>, iteration: u64, thread: usize, se
             Ok(_) => emit(out, &format!("ack {thread} {}", op.id)),
             Err(e) => {
                 emit(out, &format!("err {thread} {} {e}", op.id));
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Rotates a tenant's key every few tens of milliseconds, so that kills land
+/// during rotations and during the background re-encryption passes they
+/// start.
+fn rotate_forever(db: &Db, out: &Mutex<Stdout>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0123_4567_89ab_cdef);
+    loop {
+        std::thread::sleep(Duration::from_millis(rng.random_range(10..60)));
+        let tenant = TENANTS[rng.random_range(0..TENANTS.len())];
+        match db.tenant(TenantId(tenant)).rotate_key() {
+            Ok(version) => emit(out, &format!("rotated {tenant} {version}")),
+            Err(e) => {
+                emit(out, &format!("err rotate {tenant} {e}"));
                 std::process::exit(1);
             }
         }
@@ -536,6 +556,7 @@ struct Stats {
     segments_created: u64,
     kills_after_segment_removal: u64,
     segments_max: usize,
+    rotations: u64,
 }
 
 /// What the child reported before it was killed.
@@ -585,7 +606,8 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
         "crash_sigkill summary: {} kill points in {:.1} s ({} before the child had opened the \
          database); ops issued {}, acked {}; in-flight ops at the kill: {} found applied, {} found \
          not applied, {} without visible effect; log: {} segments created, up to {} at once, \
-         segments removed by the child's checkpoint before {} kills; seed {seed}",
+         segments removed by the child's checkpoint before {} kills; {} key rotations \
+         (each checked finished, without loss, after the kill); seed {seed}",
         s.kill_points,
         started.elapsed().as_secs_f64(),
         s.killed_before_open,
@@ -597,6 +619,7 @@ fn acknowledged_writes_survive_sigkill_at_random_points() {
         s.segments_created,
         s.segments_max,
         s.kills_after_segment_removal,
+        s.rotations,
     );
 }
 
@@ -663,6 +686,10 @@ fn kill_point(
     let db = Db::open(db_dir, options())
         .map_err(|e| format!("reopening the database after the kill failed: {e}"))?;
     verify(&db, state, &transcript.in_flight, stats)?;
+    // Rotations the kill interrupted resume and finish, losing nothing.
+    db.run_maintenance()
+        .map_err(|e| format!("finishing interrupted rotations failed: {e}"))?;
+    verify(&db, state, &vec![None; WRITERS], stats)?;
     db.close()
         .map_err(|e| format!("closing the database after checking it: {e}"))
 }
@@ -720,6 +747,7 @@ fn read_transcript(
         let (word, rest) = event.split_once(' ').unwrap_or((event, ""));
         match word {
             "opened" => transcript.opened = true,
+            "rotated" => stats.rotations += 1,
             "issue" => {
                 let op = Op::decode(rest)?;
                 stats.issued += 1;

@@ -11,6 +11,11 @@
 //! versions are destroyed only after a last scan, made with commits paused,
 //! finds nothing sealed under them.
 //!
+//! Every step works towards the version the pass started with, passed
+//! explicitly: a rotation that begins meanwhile must not make this pass
+//! retire a version that still seals records or wraps subject keys (the
+//! crash harness found exactly that).
+//!
 //! Tokens do not change: a tenant's token key is its own key version 0,
 //! which rotation leaves alone, so re-sealed records keep their store keys.
 
@@ -94,7 +99,7 @@ impl Inner {
                 std::thread::sleep(REENCRYPT_PAUSE);
             }
         }
-        let rewrapped = self.keyring.rewrap_subjects(tenant)?;
+        let rewrapped = self.keyring.rewrap_subjects(tenant, newest.version())?;
         // Commits pause while the last scan runs and the old versions go, so
         // no put sealed under an old version can land in between (the leader
         // refuses those once they are gone).
@@ -103,7 +108,9 @@ impl Inner {
         if self.reseal_batch(scope, &newest, &start)?.0.count > 0 {
             return Ok(true); // stragglers: the next pass takes them
         }
-        let retired = self.keyring.retire_old_versions(tenant)?;
+        let retired = self
+            .keyring
+            .retire_versions_below(tenant, newest.version())?;
         drop(writer);
         tracing::info!(
             tenant = tenant.0,
@@ -133,7 +140,9 @@ impl Inner {
             if batch.count as usize == REENCRYPT_BATCH {
                 return Ok((batch, Some(store_key.to_vec())));
             }
-            if record::key_version(&sealed) == Some(newest.version()) {
+            // Records under `newest` or a later version (a rotation that
+            // began since) need nothing from this pass.
+            if record::key_version(&sealed).is_some_and(|v| v >= newest.version()) {
                 continue;
             }
             let token = key_codec::token_of(&store_key).ok_or_else(|| {

@@ -395,10 +395,10 @@ impl Keyring {
         tenants
     }
 
-    /// Rewraps every subject key of `tenant` under its newest sealing
-    /// version, one atomic shard rewrite at a time. Returns how many keys it
-    /// rewrapped.
-    pub(crate) fn rewrap_subjects(&self, tenant: TenantId) -> Result<usize> {
+    /// Rewraps every subject key of `tenant` wrapped under a sealing
+    /// version below `to` under version `to`, one atomic shard rewrite at a
+    /// time. Returns how many keys it rewrapped.
+    pub(crate) fn rewrap_subjects(&self, tenant: TenantId, to: u32) -> Result<usize> {
         let _writing = self.write.lock();
         let dir = self.subjects_dir(tenant);
         if !dir.exists() {
@@ -419,23 +419,24 @@ impl Keyring {
                 tenant: tenant.0,
                 shard,
             };
-            rewrapped += self.rewrap_shard(id)?;
+            rewrapped += self.rewrap_shard(id, to)?;
         }
         Ok(rewrapped)
     }
 
-    fn rewrap_shard(&self, id: ShardId) -> Result<usize> {
+    fn rewrap_shard(&self, id: ShardId, to: u32) -> Result<usize> {
         let mut records = self.read_shard(id)?;
         let loaded = self.loaded.read();
         let Some(entry) = loaded.tenants.get(&TenantId(id.tenant)) else {
             return Ok(0);
         };
-        let Some((&newest, newest_key)) = entry.versions.iter().next_back() else {
-            return Ok(0);
-        };
+        let target = entry
+            .versions
+            .get(&to)
+            .ok_or_else(|| self.key_auth_error(id))?;
         let mut rewrapped = 0;
         for record in records.iter_mut() {
-            if record.kind != RECORD_KEY || record.wrapper_version == newest {
+            if record.kind != RECORD_KEY || record.wrapper_version >= to {
                 continue;
             }
             let old = entry
@@ -446,10 +447,10 @@ impl Keyring {
                 .unwrap_key(&old.subject_wrap, record)
                 .map_err(|_| self.key_auth_error(id))?;
             *record = id.wrap_key(
-                &newest_key.subject_wrap,
+                &target.subject_wrap,
                 record.id,
                 record.version,
-                newest,
+                to,
                 record.time_us,
                 &key,
             );
@@ -464,23 +465,17 @@ impl Keyring {
         Ok(rewrapped)
     }
 
-    /// Destroys every sealing version of `tenant` but the newest: its shard
+    /// Destroys the sealing versions of `tenant` below `below`: its shard
     /// is rewritten without them. The caller has made sure nothing is sealed
     /// or wrapped under them any more. Returns the versions destroyed.
-    pub(crate) fn retire_old_versions(&self, tenant: TenantId) -> Result<Vec<u32>> {
+    pub(crate) fn retire_versions_below(&self, tenant: TenantId, below: u32) -> Result<Vec<u32>> {
         let _writing = self.write.lock();
-        let Some(newest) = self
-            .lookup(Scope::tenant(tenant), None)?
-            .map(|k| k.version())
-        else {
-            return Ok(Vec::new());
-        };
         let id = tenant_shard_of(tenant);
         let retired = |r: &KeyRecord| {
             r.id == tenant.0
                 && r.kind == RECORD_KEY
                 && r.version != TENANT_TOKEN_VERSION
-                && r.version < newest
+                && r.version < below
         };
         let records = self.read_shard(id)?;
         let old: Vec<u32> = records
@@ -500,7 +495,7 @@ impl Keyring {
         );
         fs::write_atomic(&self.shard_path(id), &bytes)?;
         if let Some(entry) = self.loaded.write().tenants.get_mut(&tenant) {
-            entry.versions.retain(|v, _| *v >= newest);
+            entry.versions.retain(|v, _| *v >= below);
         }
         Ok(old)
     }
