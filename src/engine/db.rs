@@ -34,6 +34,9 @@ pub(crate) struct Inner {
     pub(crate) commit: GroupCommit,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) compression_threshold: usize,
+    /// One maintenance pass at a time (the background thread's, or a
+    /// caller's `run_maintenance`), so no work is done twice at once.
+    maintenance: Mutex<()>,
 }
 
 /// An open strongroom database. Cheap to share across threads by reference
@@ -93,6 +96,7 @@ impl Db {
             ),
             clock: options.clock,
             compression_threshold: options.compression_threshold_bytes,
+            maintenance: Mutex::new(()),
         });
         // Shreds whose deadline passed while the database was closed, or
         // that a crash interrupted, complete before anything is served.
@@ -167,6 +171,7 @@ impl Drop for Db {
 
 impl Inner {
     fn maintain(&self, budget: Option<Duration>) -> Result<()> {
+        let _one_at_a_time = self.maintenance.lock();
         if !self.commit.writer().lock().sealed_segments().is_empty() {
             self.checkpoint()?;
         }
