@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use strongroom::{Db, MasterKeySource, Options, SubjectId, TenantId, WriteBatch};
+use strongroom::{
+    Db, MasterKeySource, Options, ShredOptions, SubjectId, TenantId, WriteBatch, forensic,
+};
 
 /// Arguments of `strongroom demo`.
 #[derive(clap::Args)]
@@ -87,7 +89,38 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     ensure!(count_records(&db)? >= before, "records went missing");
+
+    // Crypto-shredding: the school leaves. Its keys are destroyed at once.
+    let (school, _) = TENANTS[1];
+    let started = Instant::now();
+    db.shred_tenant(school, ShredOptions::immediate())?;
+    println!(
+        "  shredded tenant {} (school) in {:.2?}",
+        school.0,
+        started.elapsed()
+    );
+    match db.tenant(school).get(key("school", 0).as_bytes()) {
+        Err(strongroom::Error::Shredded { .. }) => println!("  its records now read as: shredded"),
+        other => bail!("a shredded tenant answered {other:?}"),
+    }
+    db.run_maintenance()?;
     db.close()?;
+
+    let decryptable = forensic::decrypt_everything(&args.dir, &options())?;
+    for (tenant, name) in TENANTS {
+        let n = decryptable
+            .iter()
+            .filter(|d| d.scope.tenant == tenant)
+            .count();
+        println!(
+            "  with the master key and every key left, tenant {} ({name}) decrypts {n} records from the log and store",
+            tenant.0
+        );
+    }
+    ensure!(
+        decryptable.iter().all(|d| d.scope.tenant != school),
+        "a shredded tenant's record still decrypts"
+    );
 
     let (files, bytes, hits) =
         search_plaintext(&args.dir, &["agency", "school", "@agency.example"])?;
@@ -95,7 +128,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if hits > 0 {
         bail!("plaintext found on disk");
     }
-    println!("done: everything survived the reopen, and nothing is readable at rest");
+    println!(
+        "done: everything survived the reopen, nothing is readable at rest, and the shredded tenant is gone"
+    );
     Ok(())
 }
 

@@ -15,8 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open a database, write records for two tenants, close, reopen, and
-    /// show they survived and that no plaintext reached the disk.
+    /// Open a database, write records for two tenants, close, reopen, show
+    /// they survived, shred one tenant, and show that no plaintext reached
+    /// the disk and nothing of the shredded tenant decrypts.
     Demo(demo::DemoArgs),
 }
 
