@@ -189,6 +189,17 @@ pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
 /// Shard record: id(8) kind(1) version(4) wrapper_version(4) time_us(8)
 /// wrapped(72) crc32(4).
 pub const KEYRING_RECORD_LEN: usize = 8 + 1 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+/// Key version of a tenant's token key: created with the tenant, never
+/// rotated, destroyed with the tenant.
+pub const TENANT_TOKEN_VERSION: u32 = 0;
+/// Key version of a tenant's first sealing key; rotation adds the next ones.
+pub const FIRST_TENANT_KEY_VERSION: u32 = 1;
+/// Key version of every subject key (subject keys are rewrapped, not rotated).
+pub const SUBJECT_KEY_VERSION: u32 = 1;
+/// Key version of the database root key (in the manifest).
+pub const ROOT_KEY_VERSION: u32 = 1;
+const _: () = assert!(TENANT_TOKEN_VERSION < FIRST_TENANT_KEY_VERSION);
+
 /// Shard record kind: a wrapped key.
 pub const RECORD_KEY: u8 = 1;
 /// Shard record kind: the scope's keys are destroyed (a tombstone; its key

@@ -8,8 +8,10 @@
 //! - strongroom's own log (CRC-framed, MAC-chained, group commit) is the
 //!   source of truth; RocksDB, with its WAL off, holds the materialised state
 //!   and is brought level by replaying the log after a crash.
-//! - A master key, which the engine never writes down, wraps the tenant
-//!   keys; tenant keys wrap their subjects' keys.
+//! - A master key, which the engine never writes down, wraps the database's
+//!   root key; the root key's derived key wraps the tenant keys; tenant keys
+//!   wrap their subjects' keys. Shredding a tenant or subject destroys its
+//!   keys, so nothing of it decrypts again, from any file.
 //!
 //! ```
 //! use strongroom::{Db, Options, SubjectId, TenantId};

@@ -14,11 +14,6 @@ use crate::store::StoreSnapshot;
 use crate::wal::EncodedBatch;
 use crate::wal::entry::{Entry, Op};
 
-/// How often a write is sealed again after the commit leader refused it.
-/// Each refusal means a key version was retired or a scope destroyed in the
-/// moment it waited; the next attempt uses the keys of now, so two suffice.
-const WRITE_ATTEMPTS: usize = 8;
-
 impl Inner {
     /// Seals and commits a batch whose ops target `scope` (for `None`) or a
     /// subject of `scope`'s tenant.
@@ -27,7 +22,9 @@ impl Inner {
     /// scope destroyed, while it waited), it is sealed again with the keys
     /// of now, which either succeeds or says why not (`Shredded`, `Sealed`).
     pub(crate) fn write(&self, scope: Scope, batch: &WriteBatch) -> Result<Lsn> {
-        for _ in 0..WRITE_ATTEMPTS {
+        // Each refusal means another operation completed meanwhile (a key
+        // version retired, a scope destroyed): the loop makes progress.
+        loop {
             let Some(encoded) = self.seal_batch(scope, batch)? else {
                 return Ok(Lsn(self.commit.writer().lock().written_lsn()));
             };
@@ -35,7 +32,6 @@ impl Inner {
                 return Ok(Lsn(lsn));
             }
         }
-        unreachable!("a batch sealed with the keys of now was refused {WRITE_ATTEMPTS} times")
     }
 
     /// Seals a batch's puts and encodes its entries; `None` if it has none

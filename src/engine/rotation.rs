@@ -72,9 +72,53 @@ impl Inner {
         };
         let started = Instant::now();
         let mut resealed = 0u64;
+        loop {
+            let Some(count) = self.reseal_scope(scope, &newest, until)? else {
+                return Ok(false);
+            };
+            resealed += count;
+            let rewrapped = self.keyring.rewrap_subjects(tenant, newest.version())?;
+            // Commits pause while the last scan runs and the old versions
+            // go, so no put sealed under an old version can land in between
+            // (the leader refuses those once they are gone).
+            let mut writer = self.commit.writer().lock();
+            let start = key_codec::scope_prefix(scope);
+            if self.reseal_batch(scope, &newest, &start)?.0.count > 0 {
+                continue; // stragglers sealed before the rotation: once more
+            }
+            // The re-sealed frames must be durable before the keys that read
+            // the old copies go (under SyncInterval they may not be yet).
+            writer.sync()?;
+            let retired = self
+                .keyring
+                .retire_versions_below(tenant, newest.version())?;
+            drop(writer);
+            tracing::info!(
+                tenant = tenant.0,
+                version = newest.version(),
+                resealed,
+                rewrapped,
+                ?retired,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rotation: done, old versions destroyed"
+            );
+            return Ok(true);
+        }
+    }
+
+    /// One pass over the scope, re-sealing what is under older versions
+    /// than `newest`. Returns how many records it re-sealed, or `None` if it
+    /// stopped because `until` passed.
+    fn reseal_scope(
+        &self,
+        scope: Scope,
+        newest: &std::sync::Arc<ScopeKey>,
+        until: Option<Instant>,
+    ) -> Result<Option<u64>> {
+        let mut resealed = 0u64;
         let mut from = key_codec::scope_prefix(scope).to_vec();
         for batches in 1u64.. {
-            let (batch, next) = self.reseal_batch(scope, &newest, &from)?;
+            let (batch, next) = self.reseal_batch(scope, newest, &from)?;
             if batch.count > 0 {
                 // A refusal means a user write got there first: that record
                 // is sealed under the newest version now, or gone.
@@ -90,38 +134,20 @@ impl Inner {
             let Some(next) = next else { break };
             from = next;
             if batches.is_multiple_of(PROGRESS_EVERY_BATCHES) {
-                tracing::info!(tenant = tenant.0, resealed, "rotation: re-sealing records");
+                tracing::info!(
+                    tenant = scope.tenant.0,
+                    resealed,
+                    "rotation: re-sealing records"
+                );
             }
             if let Some(until) = until {
                 if Instant::now() >= until {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 std::thread::sleep(REENCRYPT_PAUSE);
             }
         }
-        let rewrapped = self.keyring.rewrap_subjects(tenant, newest.version())?;
-        // Commits pause while the last scan runs and the old versions go, so
-        // no put sealed under an old version can land in between (the leader
-        // refuses those once they are gone).
-        let writer = self.commit.writer().lock();
-        let start = key_codec::scope_prefix(scope);
-        if self.reseal_batch(scope, &newest, &start)?.0.count > 0 {
-            return Ok(true); // stragglers: the next pass takes them
-        }
-        let retired = self
-            .keyring
-            .retire_versions_below(tenant, newest.version())?;
-        drop(writer);
-        tracing::info!(
-            tenant = tenant.0,
-            version = newest.version(),
-            resealed,
-            rewrapped,
-            ?retired,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "rotation: done, old versions destroyed"
-        );
-        Ok(true)
+        Ok(Some(resealed))
     }
 
     /// Re-seals, under `newest`, up to a batch of the scope's records from

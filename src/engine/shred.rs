@@ -63,7 +63,10 @@ impl Inner {
             return Ok(ScopeState::Sealed { deadline_us });
         }
         let started = Instant::now();
-        self.keyring.destroy(scope)?;
+        if !self.keyring.destroy_if_due(scope, deadline_us)? {
+            // Cancelled by another caller between the seal and here.
+            return self.keyring.state(scope);
+        }
         tracing::info!(%scope, elapsed_us = started.elapsed().as_micros() as u64, "shred: keys destroyed");
         Ok(ScopeState::Shredded)
     }
@@ -87,7 +90,9 @@ impl Inner {
                 continue;
             }
             let started = Instant::now();
-            self.keyring.destroy(scope)?;
+            if !self.keyring.destroy_if_due(scope, now)? {
+                continue; // cancelled since the list was taken
+            }
             let destroyed = started.elapsed();
             self.store.reclaim_prefix(&key_codec::shred_prefix(scope))?;
             self.keyring.finish_seal(scope)?;

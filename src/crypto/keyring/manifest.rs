@@ -21,11 +21,8 @@ use crate::crypto::wrap::{WrapPlace, Wrapped};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     KDF_ARGON2ID, KDF_NONE, KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_MAGIC, KEYRING_VERSION,
-    LOG_ID_LEN, SALT_LEN, WRAP_KIND_ROOT, WRAPPED_KEY_LEN,
+    LOG_ID_LEN, ROOT_KEY_VERSION, SALT_LEN, WRAP_KIND_ROOT, WRAPPED_KEY_LEN,
 };
-
-/// Version of the root key (one per database).
-const ROOT_KEY_VERSION: u32 = 1;
 
 /// The decoded manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]

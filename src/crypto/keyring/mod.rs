@@ -51,22 +51,14 @@ use super::scope_key::ScopeKey;
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
-    KDF_TENANT_SUBJECT_WRAP, KEYRING_MANIFEST_FILE, KEYRING_SHARD_SUFFIX, KEYRING_SUBJECTS_DIR,
-    KEYRING_TENANTS_DIR, RECORD_DESTROYED, RECORD_KEY, SEAL_OP_CANCEL, SEAL_OP_DONE, SEAL_OP_SEAL,
-    SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
+    FIRST_TENANT_KEY_VERSION, KDF_TENANT_SUBJECT_WRAP, KEYRING_MANIFEST_FILE, KEYRING_SHARD_SUFFIX,
+    KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR, RECORD_DESTROYED, RECORD_KEY, SEAL_OP_CANCEL,
+    SEAL_OP_DONE, SEAL_OP_SEAL, SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS,
+    SUBJECT_KEY_VERSION, SUBJECT_SHARDS, TENANT_SHARDS, TENANT_TOKEN_VERSION,
 };
 use crate::fs;
 use crate::options::MasterKeySource;
 use crate::scope::{Scope, SubjectId, TenantId};
-
-/// Version of a subject's key. Subjects have one version; tenant key
-/// rotation re-wraps subject keys.
-const SUBJECT_KEY_VERSION: u32 = 1;
-/// Version of a tenant's token key: created with the tenant, never rotated,
-/// destroyed with the tenant.
-const TENANT_TOKEN_VERSION: u32 = 0;
-/// Version of a tenant's first sealing key; rotation adds the next ones.
-const FIRST_TENANT_KEY_VERSION: u32 = 1;
 
 /// Where a scope is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,14 +338,27 @@ impl Keyring {
         seals
     }
 
-    /// Destroys a scope's keys: its shard is rewritten without them and with
-    /// a tombstone, and their plaintext is dropped from memory. Idempotent.
-    pub(crate) fn destroy(&self, scope: Scope) -> Result<()> {
+    /// Destroys a scope's keys if its seal is due at `now_us` (decided
+    /// under the keyring's lock, so a cancel that got there first wins): its
+    /// shard is rewritten without them and with a tombstone, and their
+    /// plaintext is dropped from memory. Idempotent. Returns whether the
+    /// scope is destroyed.
+    pub(crate) fn destroy_if_due(&self, scope: Scope, now_us: u64) -> Result<bool> {
         let _writing = self.write.lock();
-        match scope.subject {
-            None => self.destroy_tenant(scope.tenant),
-            Some(subject) => self.destroy_subject(scope.tenant, subject),
+        let due = self
+            .loaded
+            .read()
+            .seals
+            .get(&scope)
+            .is_some_and(|&deadline_us| deadline_us <= now_us);
+        if !due {
+            return Ok(false);
         }
+        match scope.subject {
+            None => self.destroy_tenant(scope.tenant)?,
+            Some(subject) => self.destroy_subject(scope.tenant, subject)?,
+        }
+        Ok(true)
     }
 
     /// Adds a new sealing version to a live tenant (creating its keys if it
@@ -678,6 +683,11 @@ impl Keyring {
     ) -> Result<()> {
         let tenant = TenantId(id.tenant);
         let subject = SubjectId(record.id);
+        if loaded.tenants.get(&tenant).is_some_and(|t| t.destroyed) {
+            // A crash between the tenant's destruction and the removal of
+            // its subject shards left them: their keys are dead already.
+            return Ok(());
+        }
         if record.kind == RECORD_DESTROYED {
             loaded
                 .subjects
@@ -843,8 +853,11 @@ mod tests {
             k.current_key_or_create(tenant).unwrap();
             k.current_key_or_create(subject).unwrap();
             let o = k.current_key_or_create(other).unwrap();
-            k.destroy(tenant).unwrap();
-            k.destroy(subject).unwrap();
+            for scope in [tenant, subject] {
+                k.seal(scope, 5).unwrap();
+                assert!(!k.destroy_if_due(scope, 4).unwrap(), "not due yet");
+                assert!(k.destroy_if_due(scope, 5).unwrap());
+            }
             assert!(matches!(k.current_key(tenant), Err(Error::Shredded { .. })));
             o.token(b"x")
         };

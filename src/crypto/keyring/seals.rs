@@ -57,14 +57,16 @@ impl SealRecord {
         out
     }
 
-    fn decode(raw: &[u8]) -> Option<SealRecord> {
+    fn decode(raw: &[u8]) -> Result<SealRecord, CorruptionKind> {
         let crc = u32::from_le_bytes(raw[26..30].try_into().unwrap());
         if crc != crc32fast::hash(&raw[..26]) {
-            return None;
+            return Err(CorruptionKind::Checksum);
         }
         let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap());
-        Some(SealRecord {
-            scope: Scope::decode_kind(u64_at(0), raw[8], u64_at(9))?,
+        let scope = Scope::decode_kind(u64_at(0), raw[8], u64_at(9))
+            .ok_or(CorruptionKind::Malformed("unknown scope kind"))?;
+        Ok(SealRecord {
+            scope,
             op: raw[17],
             deadline_us: u64_at(18),
         })
@@ -94,7 +96,7 @@ pub(crate) fn decode(file: &Path, bytes: &[u8]) -> Result<Ledger> {
     let mut records = 0usize;
     while at + SEALS_RECORD_LEN <= bytes.len() {
         let raw = &bytes[at..at + SEALS_RECORD_LEN];
-        let record = SealRecord::decode(raw).ok_or_else(|| bad(at, CorruptionKind::Checksum))?;
+        let record = SealRecord::decode(raw).map_err(|kind| bad(at, kind))?;
         match record.op {
             SEAL_OP_SEAL => {
                 ledger.pending.insert(record.scope, record.deadline_us);
