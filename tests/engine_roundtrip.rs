@@ -143,7 +143,7 @@ fn a_snapshot_does_not_see_later_writes() {
     let t = db.tenant(TenantId(3));
     t.put(b"k", b"old").unwrap();
     t.subject(SubjectId(1)).put(b"s", b"old").unwrap();
-    let snapshot = t.snapshot();
+    let snapshot = t.snapshot().unwrap();
     t.put(b"k", b"new").unwrap();
     t.put(b"later", b"x").unwrap();
     t.subject(SubjectId(1)).delete(b"s").unwrap();
@@ -151,7 +151,7 @@ fn a_snapshot_does_not_see_later_writes() {
     assert_eq!(snapshot.get(b"later").unwrap(), None);
     assert_eq!(snapshot.scan().unwrap().count(), 1);
     assert_eq!(
-        snapshot.subject(SubjectId(1)).get(b"s").unwrap(),
+        snapshot.subject(SubjectId(1)).unwrap().get(b"s").unwrap(),
         Some(b"old".to_vec())
     );
     assert_eq!(t.get(b"k").unwrap(), Some(b"new".to_vec()));

@@ -213,3 +213,31 @@ fn an_unfinished_rotation_resumes_after_reopen() {
     drop(db);
     assert!(stored_versions(dir.path(), 1).iter().all(|&v| v == 2));
 }
+
+#[test]
+fn a_snapshot_taken_before_a_rotation_reads_after_the_old_version_is_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    fill(&db, TenantId(1), 300);
+    let t = db.tenant(TenantId(1));
+    let snapshot = t.snapshot().unwrap();
+    let scan = t.scan().unwrap();
+    t.rotate_key().unwrap();
+    db.run_maintenance().unwrap(); // version 1 destroyed
+    let expected = "value-5".repeat(6).into_bytes();
+    assert_eq!(snapshot.get(b"key-5").unwrap(), Some(expected));
+    let scanned: Vec<_> = snapshot.scan().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(scanned.len(), 300);
+    let live: Vec<_> = scan.collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        live.len(),
+        300,
+        "a scan begun before the rotation finishes too"
+    );
+    let email = snapshot
+        .subject(SubjectId(2))
+        .unwrap()
+        .get(b"email")
+        .unwrap();
+    assert_eq!(email, Some(b"p2@example.org".to_vec()));
+}

@@ -91,3 +91,48 @@ mod tests {
         );
     }
 }
+
+/// Every key version of a scope that can open its records (newest last),
+/// taken at one moment: a snapshot or scan holds on to it, so records it
+/// sees under a version retired since still open.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeKeys(Vec<std::sync::Arc<ScopeKey>>);
+
+impl ScopeKeys {
+    /// `keys` in version order; at least one.
+    pub(crate) fn new(keys: Vec<std::sync::Arc<ScopeKey>>) -> ScopeKeys {
+        assert!(!keys.is_empty(), "a scope with keys has at least one");
+        debug_assert!(keys.windows(2).all(|w| w[0].version() < w[1].version()));
+        ScopeKeys(keys)
+    }
+
+    /// The version new writes seal under. Its token key is every version's.
+    pub(crate) fn newest(&self) -> &std::sync::Arc<ScopeKey> {
+        self.0.last().expect("at least one key")
+    }
+
+    /// The key of `version`, if this set holds it.
+    pub(crate) fn at(&self, version: u32) -> Option<&std::sync::Arc<ScopeKey>> {
+        self.0.iter().find(|k| k.version() == version)
+    }
+}
+
+impl ScopeKeys {
+    /// The versions of both sets (taken before and after a view of the
+    /// store, so that the view's records open whatever rotated between).
+    pub(crate) fn union(a: Option<ScopeKeys>, b: Option<ScopeKeys>) -> Option<ScopeKeys> {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let mut keys = a.0;
+                for key in b.0 {
+                    if !keys.iter().any(|k| k.version() == key.version()) {
+                        keys.push(key);
+                    }
+                }
+                keys.sort_by_key(|k| k.version());
+                Some(ScopeKeys(keys))
+            }
+            (a, b) => a.or(b),
+        }
+    }
+}

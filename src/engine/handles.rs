@@ -1,7 +1,5 @@
 //! Handles on a tenant's scope and on a subject's scope.
 
-use std::sync::Arc;
-
 use super::batch::WriteBatch;
 use super::db::Db;
 use super::snapshot::{Scan, Snapshot};
@@ -67,7 +65,7 @@ macro_rules! scope_ops {
         /// Every (key, value) of this scope, in token order (the order of
         /// keyed hashes of the keys, not of the keys themselves).
         pub fn scan(&self) -> Result<Scan<'db>> {
-            Scan::new(&self.db.inner, self.scope(), None)
+            Scan::new(&self.db.inner, self.scope())
         }
 
         /// Where this scope is in its lifecycle: live, sealed (a shred in
@@ -78,12 +76,8 @@ macro_rules! scope_ops {
 
         /// A consistent read-only view of this scope (and, through
         /// [`Snapshot::subject`], of the tenant's subjects).
-        pub fn snapshot(&self) -> Snapshot<'db> {
-            Snapshot {
-                inner: &self.db.inner,
-                snapshot: Arc::new(self.db.inner.store.snapshot()),
-                scope: self.scope(),
-            }
+        pub fn snapshot(&self) -> Result<Snapshot<'db>> {
+            Snapshot::new(&self.db.inner, self.scope())
         }
     };
 }

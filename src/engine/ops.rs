@@ -1,12 +1,10 @@
 //! The operations every scope handle offers, written once.
 
-use std::sync::Arc;
-
 use super::batch::{BatchOp, WriteBatch};
 use super::db::Inner;
 use crate::Lsn;
 use crate::crypto::record::{self, OpenError};
-use crate::crypto::scope_key::{ScopeKey, Token};
+use crate::crypto::scope_key::{ScopeKeys, Token};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{FRAME_PAYLOAD_MAX, USER_KEY_MAX, USER_VALUE_MAX};
 use crate::scope::Scope;
@@ -92,22 +90,42 @@ impl Inner {
         Ok((encoded.count > 0).then_some(encoded))
     }
 
-    /// Reads `user_key` in `scope`, from `snapshot` if given.
+    /// Reads `user_key` in `scope`: live, or from a snapshot with the keys
+    /// it pinned when it was taken.
     pub(crate) fn get(
         &self,
         scope: Scope,
         user_key: &[u8],
-        snapshot: Option<&StoreSnapshot<'_>>,
+        view: Option<(&StoreSnapshot<'_>, &ScopeKeys)>,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(key) = self.keyring.current_key(scope)? else {
-            return Ok(None);
+        let mut live_keys;
+        let (snapshot, mut keys) = match view {
+            Some((snapshot, keys)) => (Some(snapshot), keys),
+            None => {
+                let Some(keys) = self.keyring.keys(scope)? else {
+                    return Ok(None);
+                };
+                live_keys = keys;
+                (None, &live_keys)
+            }
         };
-        let token = key.token(user_key);
+        let token = keys.newest().token(user_key);
         let store_key = crate::store::key_codec::data_key(scope, &token);
-        let Some(sealed) = self.store.get(&store_key, snapshot)? else {
+        let Some(mut sealed) = self.store.get(&store_key, snapshot)? else {
             return Ok(None);
         };
-        let (stored_key, value) = self.open(scope, &key, &token, &sealed)?;
+        if snapshot.is_none() && record::key_version(&sealed).is_some_and(|v| keys.at(v).is_none())
+        {
+            // Read just before a rotation retired its version: the store
+            // holds the record re-sealed now.
+            live_keys = self.keyring.keys(scope)?.expect("the scope had keys");
+            keys = &live_keys;
+            match self.store.get(&store_key, None)? {
+                Some(again) => sealed = again,
+                None => return Ok(None),
+            }
+        }
+        let (stored_key, value) = self.open(keys, &token, &sealed)?;
         if stored_key != user_key {
             // Tokens are 128-bit PRF outputs: a mismatch means tampering.
             return Err(self.store.corruption(CorruptionKind::RecordAuth));
@@ -115,24 +133,19 @@ impl Inner {
         Ok(Some(value))
     }
 
-    /// Opens a sealed record of `scope`, with the key version it names.
+    /// Opens a sealed record with the key version it names, from `keys`.
     pub(crate) fn open(
         &self,
-        scope: Scope,
-        current: &Arc<ScopeKey>,
+        keys: &ScopeKeys,
         token: &Token,
         sealed: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let version = record::key_version(sealed)
             .ok_or_else(|| self.store.corruption(CorruptionKind::Truncated))?;
-        let key = if version == current.version() {
-            Arc::clone(current)
-        } else {
-            self.keyring
-                .key_at(scope, version)?
-                .ok_or_else(|| self.store.corruption(CorruptionKind::RecordAuth))?
-        };
-        record::open(&key, token, sealed).map_err(|e| {
+        let key = keys
+            .at(version)
+            .ok_or_else(|| self.store.corruption(CorruptionKind::RecordAuth))?;
+        record::open(key, token, sealed).map_err(|e| {
             self.store.corruption(match e {
                 OpenError::Auth => CorruptionKind::RecordAuth,
                 OpenError::Malformed => CorruptionKind::Malformed("sealed record"),

@@ -161,6 +161,10 @@ impl Inner {
     ) -> Result<(EncodedBatch, Option<Vec<u8>>)> {
         let mut batch = EncodedBatch::default();
         let mut resealed = Vec::new();
+        // Versions below `newest` are retired only by this pass, after it.
+        let Some(keys) = self.keyring.keys(scope)? else {
+            return Ok((batch, None));
+        };
         for item in self.store.scan_from(scope, from, None) {
             let (store_key, sealed) = item.map_err(crate::store::iter_err)?;
             if batch.count as usize == REENCRYPT_BATCH {
@@ -175,7 +179,7 @@ impl Inner {
                 self.store
                     .corruption(CorruptionKind::Malformed("store key"))
             })?;
-            let (user_key, value) = self.open(scope, newest, &token, &sealed)?;
+            let (user_key, value) = self.open(&keys, &token, &sealed)?;
             resealed.clear();
             record::seal(
                 newest,

@@ -1,9 +1,14 @@
 //! Snapshots and scans.
+//!
+//! Both read a point-in-time view of the store, so both pin the scope's keys
+//! for that moment: the versions live just before and just after the view was
+//! taken. A record they see under a version that a rotation retires later
+//! still opens.
 
 use std::sync::Arc;
 
 use super::db::Inner;
-use crate::crypto::scope_key::ScopeKey;
+use crate::crypto::scope_key::ScopeKeys;
 use crate::error::{CorruptionKind, Result};
 use crate::scope::{Scope, SubjectId};
 use crate::store::{StoreIter, StoreSnapshot, iter_err, key_codec};
@@ -11,29 +16,54 @@ use crate::store::{StoreIter, StoreSnapshot, iter_err, key_codec};
 /// A consistent, read-only view of a tenant (and its subjects) as of the
 /// moment it was taken. Later writes are invisible to it.
 pub struct Snapshot<'db> {
-    pub(crate) inner: &'db Inner,
-    pub(crate) snapshot: Arc<StoreSnapshot<'db>>,
-    pub(crate) scope: Scope,
+    inner: &'db Inner,
+    snapshot: Arc<StoreSnapshot<'db>>,
+    scope: Scope,
+    keys: Option<ScopeKeys>,
 }
 
 impl<'db> Snapshot<'db> {
+    pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Snapshot<'db>> {
+        let (keys, snapshot) = inner.pin_keys(scope, || inner.store.snapshot())?;
+        Ok(Snapshot {
+            inner,
+            snapshot: Arc::new(snapshot),
+            scope,
+            keys,
+        })
+    }
+
     /// The value at `key` in this snapshot's scope.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(self.scope, key, Some(&self.snapshot))
+        match &self.keys {
+            Some(keys) => self
+                .inner
+                .get(self.scope, key, Some((&self.snapshot, keys))),
+            None => Ok(None),
+        }
     }
 
     /// Every (key, value) of this snapshot's scope, in token order.
     pub fn scan(&self) -> Result<Scan<'db>> {
-        Scan::new(self.inner, self.scope, Some(Arc::clone(&self.snapshot)))
+        Ok(Scan::over(
+            self.inner,
+            self.scope,
+            self.keys.clone(),
+            Some(Arc::clone(&self.snapshot)),
+        ))
     }
 
     /// The same snapshot, seen from one subject of the tenant.
-    pub fn subject(&self, subject: SubjectId) -> Snapshot<'db> {
-        Snapshot {
+    pub fn subject(&self, subject: SubjectId) -> Result<Snapshot<'db>> {
+        let scope = Scope::subject(self.scope.tenant, subject);
+        Ok(Snapshot {
             inner: self.inner,
             snapshot: Arc::clone(&self.snapshot),
-            scope: Scope::subject(self.scope.tenant, subject),
-        }
+            scope,
+            // Subject keys are rewrapped, never rotated: today's key is the
+            // snapshot's.
+            keys: self.inner.keyring.keys(scope)?,
+        })
     }
 }
 
@@ -44,27 +74,36 @@ pub struct Scan<'db> {
     iter: Option<StoreIter<'db>>,
     _snapshot: Option<Arc<StoreSnapshot<'db>>>,
     inner: &'db Inner,
-    scope: Scope,
-    key: Option<Arc<ScopeKey>>,
+    keys: Option<ScopeKeys>,
 }
 
 impl<'db> Scan<'db> {
-    pub(crate) fn new(
+    /// A scan of the live store (its iterator is its own point in time).
+    pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Scan<'db>> {
+        let (keys, iter) = inner.pin_keys(scope, || inner.store.scan(scope, None))?;
+        Ok(Scan {
+            iter: keys.as_ref().map(|_| iter),
+            _snapshot: None,
+            inner,
+            keys,
+        })
+    }
+
+    fn over(
         inner: &'db Inner,
         scope: Scope,
+        keys: Option<ScopeKeys>,
         snapshot: Option<Arc<StoreSnapshot<'db>>>,
-    ) -> Result<Scan<'db>> {
-        let key = inner.keyring.current_key(scope)?;
-        let iter = key
+    ) -> Scan<'db> {
+        let iter = keys
             .as_ref()
             .map(|_| inner.store.scan(scope, snapshot.as_deref()));
-        Ok(Scan {
+        Scan {
             iter,
             _snapshot: snapshot,
             inner,
-            scope,
-            key,
-        })
+            keys,
+        }
     }
 }
 
@@ -76,16 +115,29 @@ impl Iterator for Scan<'_> {
             Ok(kv) => kv,
             Err(e) => return Some(Err(iter_err(e))),
         };
-        let key = self
-            .key
+        let keys = self
+            .keys
             .as_ref()
-            .expect("an iterator exists only with a key");
+            .expect("an iterator exists only with keys");
         let Some(token) = key_codec::token_of(&store_key) else {
-            return Some(Err(self
-                .inner
-                .store
-                .corruption(CorruptionKind::Malformed("store key"))));
+            let kind = CorruptionKind::Malformed("store key");
+            return Some(Err(self.inner.store.corruption(kind)));
         };
-        Some(self.inner.open(self.scope, key, &token, &sealed))
+        Some(self.inner.open(keys, &token, &sealed))
+    }
+}
+
+impl Inner {
+    /// Takes a view of the store with `take`, and the scope's keys valid
+    /// across that moment (live just before or just after).
+    fn pin_keys<T>(
+        &self,
+        scope: Scope,
+        take: impl FnOnce() -> T,
+    ) -> Result<(Option<ScopeKeys>, T)> {
+        let before = self.keyring.keys(scope)?;
+        let view = take();
+        let after = self.keyring.keys(scope)?;
+        Ok((ScopeKeys::union(before, after), view))
     }
 }

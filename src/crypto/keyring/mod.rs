@@ -47,7 +47,7 @@ use shard::{KeyRecord, ShardId};
 use super::SecretKey;
 use super::master::{Kdf, MasterKey};
 use super::root::RootKey;
-use super::scope_key::ScopeKey;
+use super::scope_key::{ScopeKey, ScopeKeys};
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, IoContext, Result};
 use crate::format::{
@@ -239,10 +239,20 @@ impl Keyring {
         self.lookup(scope, None)
     }
 
-    /// The key of a live `scope` at `version`, if it exists.
-    pub(crate) fn key_at(&self, scope: Scope, version: u32) -> Result<Option<Arc<ScopeKey>>> {
+    /// Every key version of a live scope (newest last), or `None` if the
+    /// scope has no key yet.
+    pub(crate) fn keys(&self, scope: Scope) -> Result<Option<ScopeKeys>> {
         self.check_live(scope)?;
-        self.lookup(scope, Some(version))
+        if scope.subject.is_some() {
+            return Ok(self.lookup(scope, None)?.map(|k| ScopeKeys::new(vec![k])));
+        }
+        let loaded = self.loaded.read();
+        let keys: Vec<_> = loaded
+            .tenants
+            .get(&scope.tenant)
+            .map(|t| t.versions.values().map(|k| Arc::clone(&k.scope)).collect())
+            .unwrap_or_default();
+        Ok((!keys.is_empty()).then(|| ScopeKeys::new(keys)))
     }
 
     /// The key a live scope writes under, created (durably) if it has none.
