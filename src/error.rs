@@ -98,6 +98,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The disk is full (`ENOSPC`). The write that met it failed whole; once
+    /// there is space again the database takes writes (or, if the log could
+    /// not be cut back to its last whole frame, after a reopen).
+    #[error("no space left on the device holding {path}")]
+    NoSpace {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
     /// A sync of the log failed, a failed write could not be undone, or the
     /// store could not apply a logged batch: the log's state on disk, or the
     /// store's, is unknown, so every write is refused until a reopen (which
@@ -146,14 +154,21 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })
+        self.map_err(|source| Error::io(path, source))
     }
 }
 
 impl Error {
+    /// The error for an I/O failure on `path`: [`Error::NoSpace`] for a full
+    /// disk, else [`Error::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == io::ErrorKind::StorageFull {
+            return Error::NoSpace { path };
+        }
+        Error::Io { path, source }
+    }
+
     /// A copy of this error, for each writer of a group commit that failed.
     pub(crate) fn duplicate(&self) -> Error {
         match self {
@@ -166,6 +181,7 @@ impl Error {
                 offset: *offset,
                 kind: kind.clone(),
             },
+            Error::NoSpace { path } => Error::NoSpace { path: path.clone() },
             Error::Store(message) => Error::Store(message.clone()),
             Error::Poisoned => Error::Poisoned,
             Error::Sealed { scope, deadline_us } => Error::Sealed {

@@ -17,6 +17,7 @@ use crate::crypto::record;
 use crate::crypto::scope_key::Token;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, STORE_DIR, STORE_NS_DATA, WAL_DIR};
+use crate::fs::Files;
 use crate::options::Options;
 use crate::scope::Scope;
 use crate::store::key_codec;
@@ -49,16 +50,17 @@ pub struct Decrypted {
 /// still has a key for, from the log and from the store. Records whose key
 /// is destroyed are skipped, silently: that is the point.
 pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypted>> {
+    let files = Files::new(Arc::clone(&options.file_system));
     let keyring_dir = path.join(KEYRING_DIR);
-    let manifest =
-        Keyring::read_manifest(&keyring_dir)?.ok_or_else(|| Error::NotFound(path.into()))?;
+    let manifest = Keyring::read_manifest(&files, &keyring_dir)?
+        .ok_or_else(|| Error::NotFound(path.into()))?;
     let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
     let root = manifest.open_root(&master)?;
     let log_id = manifest.log_id;
     let mac_key = root.frame_mac_key(&log_id);
-    let keyring = Keyring::open(&keyring_dir, manifest, root, Arc::new(SystemClock))?;
+    let keyring = Keyring::open(&files, &keyring_dir, manifest, root, Arc::new(SystemClock))?;
     let mut out = Vec::new();
-    read_log(&path.join(WAL_DIR), &mac_key, &log_id, |frame| {
+    read_log(&files, &path.join(WAL_DIR), &mac_key, &log_id, |frame| {
         for entry in &frame.entries {
             if let Op::Put(sealed) = entry.op {
                 let found = Found::Log(frame.header.lsn);

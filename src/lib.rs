@@ -41,7 +41,7 @@ mod engine;
 mod error;
 pub mod forensic;
 pub mod format;
-mod fs;
+pub mod fs;
 mod options;
 mod scope;
 mod store;

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::{Clock, SystemClock};
 use crate::format::{COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT};
+use crate::fs::{FileSystem, OsFileSystem};
 
 /// Where the master key comes from. The engine never writes it down.
 #[derive(Clone)]
@@ -66,6 +67,10 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// The clock of commit times and shred deadlines. Default: the system's.
     pub clock: Arc<dyn Clock>,
+    /// The file system of the engine's own files (log, keyring). Default:
+    /// the operating system's; tests inject faults with
+    /// [`crate::fs::FaultyFileSystem`]. RocksDB's files do not go through it.
+    pub file_system: Arc<dyn FileSystem>,
 }
 
 impl Options {
@@ -79,6 +84,7 @@ impl Options {
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
             block_cache_bytes: 64 << 20,
             clock: Arc::new(SystemClock),
+            file_system: Arc::new(OsFileSystem),
         }
     }
 
@@ -102,6 +108,12 @@ impl Options {
     /// Sets the clock (tests use [`crate::ManualClock`] to move time by hand).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets the file system of the engine's own files.
+    pub fn file_system(mut self, file_system: Arc<dyn FileSystem>) -> Self {
+        self.file_system = file_system;
         self
     }
 

@@ -15,7 +15,7 @@ use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::root::RootKey;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
-use crate::fs;
+use crate::fs::Files;
 use crate::options::{Durability, MasterKeySource, Options};
 use crate::store::Store;
 use crate::wal::LogWriter;
@@ -61,23 +61,31 @@ impl Db {
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
         }
+        let files = Files::new(Arc::clone(&options.file_system));
         let keyring_dir = path.join(KEYRING_DIR);
-        let (manifest, root) = match Keyring::read_manifest(&keyring_dir)? {
+        let (manifest, root) = match Keyring::read_manifest(&files, &keyring_dir)? {
             Some(manifest) => {
                 let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
                 let root = manifest.open_root(&master)?;
                 (manifest, root)
             }
-            None => create(path, &options)?,
+            None => create(&files, path, &options)?,
         };
         let log_id = manifest.log_id;
         let mac_key = root.frame_mac_key(&log_id);
-        let keyring = Keyring::open(&keyring_dir, manifest, root, Arc::clone(&options.clock))?;
+        let keyring = Keyring::open(
+            &files,
+            &keyring_dir,
+            manifest,
+            root,
+            Arc::clone(&options.clock),
+        )?;
         let wal_dir = path.join(WAL_DIR);
-        fs::create_dir_durable(&wal_dir)?;
+        files.create_dir_durable(&wal_dir)?;
         let store = Store::open(path, options.block_cache_bytes)?;
-        let replayed = replay(&wal_dir, &mac_key, &log_id, &store, &keyring)?;
+        let replayed = replay(&files, &wal_dir, &mac_key, &log_id, &store, &keyring)?;
         let writer = LogWriter::open(
+            &files,
             &wal_dir,
             log_id,
             mac_key,
@@ -198,14 +206,14 @@ impl Inner {
 
 /// Creates a new database's folders and keyring manifest, with a new root
 /// key. Refuses a folder that holds anything but an empty keyring folder.
-fn create(path: &Path, options: &Options) -> Result<(Manifest, RootKey)> {
-    if path.join(WAL_DIR).exists() || path.join(STORE_DIR).exists() {
+fn create(files: &Files, path: &Path, options: &Options) -> Result<(Manifest, RootKey)> {
+    if files.is_dir(&path.join(WAL_DIR))? || files.is_dir(&path.join(STORE_DIR))? {
         return Err(Error::NotADatabase(path.to_path_buf()));
     }
     if !options.create_if_missing {
         return Err(Error::NotFound(path.to_path_buf()));
     }
-    if path.exists() && !is_empty_or_only_keyring(path) {
+    if files.is_dir(path)? && !is_empty_or_only_keyring(files, path)? {
         return Err(Error::NotADatabase(path.to_path_buf()));
     }
     let kdf = Kdf::for_new_database(&options.master_key);
@@ -213,17 +221,14 @@ fn create(path: &Path, options: &Options) -> Result<(Manifest, RootKey)> {
     let mut log_id = [0u8; LOG_ID_LEN];
     crate::crypto::fill_random(&mut log_id);
     let (manifest, root) = Manifest::create(kdf, &master, log_id);
-    fs::create_dir_durable(path)?;
-    Keyring::create(&path.join(KEYRING_DIR), &manifest)?;
+    files.create_dir_durable(path)?;
+    Keyring::create(files, &path.join(KEYRING_DIR), &manifest)?;
     tracing::info!(path = %path.display(), "created a new database");
     Ok((manifest, root))
 }
 
-fn is_empty_or_only_keyring(path: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return false;
-    };
-    entries.flatten().all(|e| e.file_name() == KEYRING_DIR)
+fn is_empty_or_only_keyring(files: &Files, path: &Path) -> Result<bool> {
+    Ok(files.list(path)?.iter().all(|name| name == KEYRING_DIR))
 }
 
 /// Background threads: maintenance, and the interval syncer.

@@ -13,6 +13,7 @@ use crate::crypto::SecretKey;
 use crate::crypto::keyring::Keyring;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::LOG_ID_LEN;
+use crate::fs::Files;
 use crate::store::Store;
 use crate::wal::{LogSummary, read_log};
 
@@ -33,6 +34,7 @@ pub(crate) struct Replayed {
 /// store was ahead of it at an open, so a gap inside what the store holds is
 /// expected and skipped.)
 pub(crate) fn replay(
+    files: &Files,
     wal_dir: &Path,
     mac_key: &SecretKey,
     log_id: &[u8; LOG_ID_LEN],
@@ -42,7 +44,7 @@ pub(crate) fn replay(
     let applied = store.applied_lsn()?;
     let mut frames = 0u64;
     let mut expected = applied + 1;
-    let log = read_log(wal_dir, mac_key, log_id, |frame| {
+    let log = read_log(files, wal_dir, mac_key, log_id, |frame| {
         let lsn = frame.header.lsn;
         if lsn <= applied {
             return Ok(());

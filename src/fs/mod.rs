@@ -1,85 +1,201 @@
-//! File-system helpers: atomic replacement, durable creation and removal,
-//! folder syncs.
+//! The engine's file I/O, behind one small trait.
 //!
-//! The log writer and the keyring append through `std::fs::File` directly;
-//! the reliability-harness issue puts all of the engine's own I/O behind one
-//! fault-injectable trait. RocksDB's files go through its own Env.
+//! Every file the engine itself writes (log segments, keyring shards, the
+//! manifest, the seals ledger) goes through a [`FileSystem`]: the operating
+//! system's by default ([`OsFileSystem`]), or [`FaultyFileSystem`] in tests,
+//! which fails chosen operations and simulates power cuts. RocksDB's files go
+//! through RocksDB's own Env; their failures are covered by killing the
+//! process.
+//!
+//! Inside the engine, `Files` wraps the trait with the durable operations
+//! built from it (atomic replacement, durable creation and removal) and
+//! attaches paths to errors.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+mod faulty;
+mod os;
+
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use faulty::{Fault, FaultyFileSystem, Op, PowerCut};
+pub use os::OsFileSystem;
 
 use crate::error::{IoContext, Result};
 use crate::format::TMP_SUFFIX;
 
-/// Syncs a folder, so that files created, renamed or removed in it survive a
-/// power cut.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+/// What a path names, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A folder.
+    Dir,
 }
 
-/// Creates a folder and any missing parents, syncing each new folder's
-/// parent, so that every new entry is durable.
-pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durable(parent)?;
-        fs::create_dir(dir).at(dir)?;
-        sync_dir(parent)
-    } else {
-        fs::create_dir(dir).at(dir)
-    }
+/// The file-system operations the engine uses. Implementations must be safe
+/// to call from many threads.
+pub trait FileSystem: Send + Sync + fmt::Debug {
+    /// Creates a new file for appending; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Creates a file for appending, emptying it if it exists.
+    fn create_truncate(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file for appending.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// What `path` names, or `None` if nothing.
+    fn kind(&self, path: &Path) -> io::Result<Option<Kind>>;
+    /// The paths of a folder's entries, in no particular order.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Renames a file, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a folder (its parent must exist).
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Removes a folder and everything in it.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Makes the entries of a folder (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
-/// Replaces `path` with `bytes` atomically: a reader (or a recovery after a
-/// crash at any point) sees either the old file or the new one, never a mix.
-///
-/// Order: write a temporary file, fsync it, rename it over `path`, fsync the
-/// folder. The data is durable before the rename makes it visible.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, path).at(path)?;
-    sync_dir(parent_of(path))
+/// A file open for appending.
+pub trait WritableFile: Send + Sync + fmt::Debug {
+    /// Appends all of `buf` at the end of the file. On error, a prefix of it
+    /// may have been written.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Makes the file's data and metadata durable (`fsync`).
+    fn sync_all(&mut self) -> io::Result<()>;
+    /// Truncates (or extends with zeros) the file to `len` bytes.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn size(&self) -> io::Result<u64>;
 }
 
-/// Removes a file and syncs its folder. A missing file is not an error.
-pub(crate) fn remove_durable(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => sync_dir(parent_of(path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).at(path),
-    }
-}
+/// The engine's handle on its file system, with the durable operations built
+/// from it. Errors carry the path.
+#[derive(Debug, Clone)]
+pub(crate) struct Files(Arc<dyn FileSystem>);
 
-/// Removes temporary files left by a crash during [`write_atomic`].
-pub(crate) fn remove_stale_tmp_files(dir: &Path) -> Result<()> {
-    if !dir.is_dir() {
-        return Ok(());
+impl Files {
+    pub(crate) fn new(fs: Arc<dyn FileSystem>) -> Files {
+        Files(fs)
     }
-    for entry in fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
-        if path.extension().and_then(|e| e.to_str()) == Some(&TMP_SUFFIX[1..]) {
-            remove_durable(&path)?;
+
+    pub(crate) fn create_new(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        self.0.create_new(path).at(path)
+    }
+
+    pub(crate) fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        self.0.open_append(path).at(path)
+    }
+
+    /// Reads a whole file.
+    pub(crate) fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        self.0.read(path).at(path)
+    }
+
+    pub(crate) fn is_file(&self, path: &Path) -> Result<bool> {
+        Ok(self.0.kind(path).at(path)? == Some(Kind::File))
+    }
+
+    pub(crate) fn is_dir(&self, path: &Path) -> Result<bool> {
+        Ok(self.0.kind(path).at(path)? == Some(Kind::Dir))
+    }
+
+    /// The file names in folder `dir` (names that are not UTF-8 are
+    /// skipped: the engine writes none).
+    pub(crate) fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        Ok(self
+            .0
+            .read_dir(dir)
+            .at(dir)?
+            .into_iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Syncs a folder, so that files created, renamed or removed in it
+    /// survive a power cut.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.0.sync_dir(dir).at(dir)
+    }
+
+    /// Creates a folder and any missing parents, syncing each new folder's
+    /// parent, so that every new entry is durable.
+    pub(crate) fn create_dir_durable(&self, dir: &Path) -> Result<()> {
+        if self.is_dir(dir)? {
+            return Ok(());
+        }
+        match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => {
+                self.create_dir_durable(parent)?;
+                self.0.create_dir(dir).at(dir)?;
+                self.sync_dir(parent)
+            }
+            None => self.0.create_dir(dir).at(dir),
         }
     }
-    Ok(())
+
+    /// Replaces `path` with `bytes` atomically: a reader (or a recovery
+    /// after a crash at any point) sees either the old file or the new one,
+    /// never a mix.
+    ///
+    /// Order: write a temporary file, fsync it, rename it over `path`, fsync
+    /// the folder. The data is durable before the rename makes it visible.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = tmp_path(path);
+        {
+            let mut file = self.0.create_truncate(&tmp).at(&tmp)?;
+            file.append(bytes).at(&tmp)?;
+            file.sync_all().at(&tmp)?;
+        }
+        self.0.rename(&tmp, path).at(path)?;
+        self.sync_dir(parent_of(path))
+    }
+
+    /// Removes a file and syncs its folder. A missing file is not an error.
+    pub(crate) fn remove_durable(&self, path: &Path) -> Result<()> {
+        match self.0.remove_file(path) {
+            Ok(()) => self.sync_dir(parent_of(path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(path),
+        }
+    }
+
+    /// Removes a folder and all in it, and syncs its parent. A missing
+    /// folder is not an error.
+    pub(crate) fn remove_dir_durable(&self, dir: &Path) -> Result<()> {
+        match self.0.remove_dir_all(dir) {
+            Ok(()) => self.sync_dir(parent_of(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(dir),
+        }
+    }
+
+    /// Removes temporary files left by a crash during
+    /// `Files::write_atomic`.
+    pub(crate) fn remove_stale_tmp_files(&self, dir: &Path) -> Result<()> {
+        if !self.is_dir(dir)? {
+            return Ok(());
+        }
+        for name in self.list(dir)? {
+            if name.ends_with(TMP_SUFFIX) {
+                self.remove_durable(&dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Reads a whole file.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).at(path)
+impl Default for Files {
+    fn default() -> Self {
+        Files(Arc::new(OsFileSystem))
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -21,7 +21,7 @@ use super::segment::{self, SegmentHeader};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{FRAME_HEADER_LEN, LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::fs;
+use crate::fs::Files;
 
 /// A verified frame, as handed to the visitor.
 #[derive(Debug)]
@@ -64,12 +64,13 @@ pub(crate) struct LogSummary {
 
 /// Reads every segment in `dir` and calls `visit` for each verified frame.
 pub(crate) fn read_log(
+    files: &Files,
     dir: &Path,
     mac_key: &SecretKey,
     log_id: &[u8; LOG_ID_LEN],
     mut visit: impl FnMut(&LogFrame<'_>) -> Result<()>,
 ) -> Result<LogSummary> {
-    let listed = segment::list(dir)?;
+    let listed = segment::list(files, dir)?;
     let mut summary = LogSummary {
         segments: Vec::with_capacity(listed.len()),
         last_lsn: 0,
@@ -79,7 +80,7 @@ pub(crate) fn read_log(
     };
     for (i, (name_lsn, path)) in listed.iter().enumerate() {
         let is_last = i + 1 == listed.len();
-        let bytes = fs::read(path)?;
+        let bytes = files.read(path)?;
         let header = match SegmentHeader::decode(path, &bytes) {
             Ok(h) => h,
             // A segment whose creation was cut short holds no frame.

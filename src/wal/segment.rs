@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 
 use super::frame::Mac;
 use crate::codec;
-use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     LOG_ID_LEN, MAC_LEN, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
     SEGMENT_NAME_DIGITS, SEGMENT_SUFFIX, SEGMENT_VERSION,
 };
+use crate::fs::Files;
 
 /// The decoded header of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +75,10 @@ pub(crate) fn path(dir: &Path, first_lsn: u64) -> PathBuf {
 
 /// The segments in `dir`, as (first LSN from the name, path), in LSN order.
 /// Files that are not segments are ignored.
-pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn list(files: &Files, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir).at(dir)? {
-        let path = entry.at(dir)?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
+    for name in files.list(dir)? {
+        let path = dir.join(&name);
         let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) else {
             continue;
         };

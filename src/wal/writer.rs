@@ -9,8 +9,6 @@
 //!   file's state is unknown: the writer is poisoned and refuses everything
 //!   (PostgreSQL's fsyncgate lesson: never retry a failed fsync and carry on).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, Mac, PayloadHeader};
@@ -19,7 +17,7 @@ use super::segment::{self, SegmentHeader};
 use crate::crypto::SecretKey;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::fs;
+use crate::fs::{Files, WritableFile};
 
 /// The entries of one batch, encoded, waiting for an LSN.
 #[derive(Debug, Default)]
@@ -41,11 +39,12 @@ pub(crate) struct SealedSegment {
 
 /// The log's single writer.
 pub(crate) struct LogWriter {
+    files: Files,
     dir: PathBuf,
     log_id: [u8; LOG_ID_LEN],
     mac_key: SecretKey,
     segment_bytes_max: u64,
-    file: File,
+    file: Box<dyn WritableFile>,
     path: PathBuf,
     len: u64,
     next_lsn: u64,
@@ -64,6 +63,7 @@ impl LogWriter {
     /// of the store (`store_applied`): the store can be ahead of the log only
     /// after a power cut under `Durability::SyncInterval`.
     pub(crate) fn open(
+        files: &Files,
         dir: &Path,
         log_id: [u8; LOG_ID_LEN],
         mac_key: SecretKey,
@@ -73,7 +73,7 @@ impl LogWriter {
     ) -> Result<LogWriter> {
         let mut segments = summary.segments.clone();
         if let Some(torn) = &summary.torn_tail {
-            cut_torn_tail(&torn.path, torn.offset, &mut segments)?;
+            cut_torn_tail(files, &torn.path, torn.offset, &mut segments)?;
         }
         let next_lsn = summary.last_lsn.max(store_applied) + 1;
         // The last segment takes more frames if its next LSN is ours and it
@@ -84,21 +84,17 @@ impl LogWriter {
         });
         let (file, path, len, sealed_upto) = match resumable {
             Some(last) => {
-                let file = OpenOptions::new()
-                    .append(true)
-                    .open(&last.path)
-                    .at(&last.path)?;
+                let mut file = files.open_append(&last.path)?;
                 // Frames read back may sit in the page cache only.
                 file.sync_data().at(&last.path)?;
                 (file, last.path.clone(), last.valid_len, segments.len() - 1)
             }
             None => {
                 if let Some(last) = segments.last() {
-                    File::open(&last.path)
-                        .and_then(|f| f.sync_data())
-                        .at(&last.path)?;
+                    files.open_append(&last.path)?.sync_data().at(&last.path)?;
                 }
-                let (file, path) = create_segment(dir, &log_id, next_lsn, &summary.last_mac)?;
+                let (file, path) =
+                    create_segment(files, dir, &log_id, next_lsn, &summary.last_mac)?;
                 (file, path, SEGMENT_HEADER_LEN as u64, segments.len())
             }
         };
@@ -110,6 +106,7 @@ impl LogWriter {
             })
             .collect();
         Ok(LogWriter {
+            files: files.clone(),
             dir: dir.to_path_buf(),
             log_id,
             mac_key,
@@ -150,16 +147,13 @@ impl LogWriter {
             self.payload.extend_from_slice(&batch.entries);
             mac = frame::encode(&self.mac_key, &mac, &self.payload, &mut self.buf);
         }
-        if let Err(source) = self.file.write_all(&self.buf) {
+        if let Err(source) = self.file.append(&self.buf) {
             // Undo a partial write so the log stays a clean prefix; if even
             // that fails, nobody can say what the file holds.
             if self.file.set_len(self.len).is_err() {
                 self.poisoned = true;
             }
-            return Err(Error::Io {
-                path: self.path.clone(),
-                source,
-            });
+            return Err(Error::io(self.path.clone(), source));
         }
         self.len += self.buf.len() as u64;
         self.next_lsn += batches.len() as u64;
@@ -176,10 +170,7 @@ impl LogWriter {
         }
         if let Err(source) = self.file.sync_data() {
             self.poisoned = true;
-            return Err(Error::Io {
-                path: self.path.clone(),
-                source,
-            });
+            return Err(Error::io(self.path.clone(), source));
         }
         self.synced_lsn = written;
         Ok(())
@@ -204,10 +195,7 @@ impl LogWriter {
             .position(|s| s.last_lsn.is_some_and(|last| last > lsn))
             .unwrap_or(self.sealed.len());
         for segment in &self.sealed[..keep_from] {
-            std::fs::remove_file(&segment.path).at(&segment.path)?;
-        }
-        if keep_from > 0 {
-            fs::sync_dir(&self.dir)?;
+            self.files.remove_durable(&segment.path)?;
         }
         self.sealed.drain(..keep_from);
         Ok(keep_from)
@@ -215,7 +203,13 @@ impl LogWriter {
 
     fn roll(&mut self) -> Result<()> {
         self.sync()?;
-        let (file, path) = create_segment(&self.dir, &self.log_id, self.next_lsn, &self.prev_mac)?;
+        let (file, path) = create_segment(
+            &self.files,
+            &self.dir,
+            &self.log_id,
+            self.next_lsn,
+            &self.prev_mac,
+        )?;
         let old_path = std::mem::replace(&mut self.path, path);
         let first_of_new = self.next_lsn;
         let had_frames = self.len > SEGMENT_HEADER_LEN as u64;
@@ -245,46 +239,47 @@ impl LogWriter {
 
 /// Creates a segment durably: header written and synced, folder synced.
 fn create_segment(
+    files: &Files,
     dir: &Path,
     log_id: &[u8; LOG_ID_LEN],
     first_lsn: u64,
     prev_mac: &Mac,
-) -> Result<(File, PathBuf)> {
+) -> Result<(Box<dyn WritableFile>, PathBuf)> {
     let path = segment::path(dir, first_lsn);
     let header = SegmentHeader {
         first_lsn,
         log_id: *log_id,
         prev_mac: *prev_mac,
     };
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(&path)
-        .at(&path)?;
+    let mut file = files.create_new(&path)?;
     let written = file
-        .write_all(&header.encode())
+        .append(&header.encode())
         .and_then(|()| file.sync_all())
         .at(&path)
-        .and_then(|()| fs::sync_dir(dir));
+        .and_then(|()| files.sync_dir(dir));
     if let Err(e) = written {
         // Holds no frame: remove it, so that a retry can create it again.
-        let _ = std::fs::remove_file(&path);
+        let _ = files.remove_durable(&path);
         return Err(e);
     }
     Ok((file, path))
 }
 
 /// Truncates a torn tail (or removes a segment whose header is torn).
-fn cut_torn_tail(path: &Path, offset: u64, segments: &mut Vec<SegmentInfo>) -> Result<()> {
+fn cut_torn_tail(
+    files: &Files,
+    path: &Path,
+    offset: u64,
+    segments: &mut Vec<SegmentInfo>,
+) -> Result<()> {
     if offset == 0 {
         tracing::warn!(file = %path.display(), "removing a log segment whose creation was cut short");
-        std::fs::remove_file(path).at(path)?;
-        fs::sync_dir(path.parent().expect("segments live in a folder"))?;
+        files.remove_durable(path)?;
         segments.retain(|s| s.path != path);
         return Ok(());
     }
     tracing::warn!(file = %path.display(), offset, "truncating a torn write at the end of the log");
-    let file = OpenOptions::new().write(true).open(path).at(path)?;
+    let mut file = files.open_append(path)?;
     file.set_len(offset).at(path)?;
     file.sync_all().at(path)?;
     Ok(())

@@ -33,8 +33,6 @@ mod seals;
 mod shard;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,7 +54,7 @@ use crate::format::{
     SEAL_OP_DONE, SEAL_OP_SEAL, SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS,
     SUBJECT_KEY_VERSION, SUBJECT_SHARDS, TENANT_SHARDS, TENANT_TOKEN_VERSION,
 };
-use crate::fs;
+use crate::fs::Files;
 use crate::options::MasterKeySource;
 use crate::scope::{Scope, SubjectId, TenantId};
 
@@ -111,6 +109,7 @@ struct Loaded {
 
 /// The keyring of one database.
 pub(crate) struct Keyring {
+    files: Files,
     dir: PathBuf,
     manifest: Mutex<Manifest>,
     root: RootKey,
@@ -125,29 +124,31 @@ pub(crate) struct Keyring {
 
 impl Keyring {
     /// Reads the manifest, or `None` if the keyring has none yet.
-    pub(crate) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    pub(crate) fn read_manifest(files: &Files, dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(KEYRING_MANIFEST_FILE);
-        if !path.exists() {
+        if !files.is_file(&path)? {
             return Ok(None);
         }
-        Manifest::decode(&path, &fs::read(&path)?).map(Some)
+        Manifest::decode(&path, &files.read(&path)?).map(Some)
     }
 
     /// Writes the manifest of a new keyring.
-    pub(crate) fn create(dir: &Path, manifest: &Manifest) -> Result<()> {
-        fs::create_dir_durable(dir)?;
-        fs::write_atomic(&dir.join(KEYRING_MANIFEST_FILE), &manifest.encode())
+    pub(crate) fn create(files: &Files, dir: &Path, manifest: &Manifest) -> Result<()> {
+        files.create_dir_durable(dir)?;
+        files.write_atomic(&dir.join(KEYRING_MANIFEST_FILE), &manifest.encode())
     }
 
     /// Opens the keyring with the root key unwrapped from its manifest, and
     /// reads every tenant shard and the seals ledger.
     pub(crate) fn open(
+        files: &Files,
         dir: &Path,
         manifest: Manifest,
         root: RootKey,
         clock: Arc<dyn Clock>,
     ) -> Result<Keyring> {
         let keyring = Keyring {
+            files: files.clone(),
             dir: dir.to_path_buf(),
             manifest: Mutex::new(manifest),
             wrap: root.tenant_wrap_key(),
@@ -156,8 +157,8 @@ impl Keyring {
             loaded: RwLock::new(Loaded::default()),
             write: Mutex::new(()),
         };
-        fs::remove_stale_tmp_files(dir)?;
-        fs::remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
+        files.remove_stale_tmp_files(dir)?;
+        files.remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
         let mut loaded = keyring.loaded.write();
         for shard in 0..TENANT_SHARDS {
             let id = tenant_shard(shard);
@@ -179,7 +180,8 @@ impl Keyring {
         let kdf = Kdf::for_new_database(source);
         let master = MasterKey::resolve(source, &kdf)?;
         let rotated = manifest.rewrapped(kdf, &master, &self.root);
-        fs::write_atomic(&self.dir.join(KEYRING_MANIFEST_FILE), &rotated.encode())?;
+        self.files
+            .write_atomic(&self.dir.join(KEYRING_MANIFEST_FILE), &rotated.encode())?;
         tracing::info!(generation = rotated.master_generation, "master key rotated");
         *manifest = rotated;
         Ok(())
@@ -416,15 +418,13 @@ impl Keyring {
     pub(crate) fn rewrap_subjects(&self, tenant: TenantId, to: u32) -> Result<usize> {
         let _writing = self.write.lock();
         let dir = self.subjects_dir(tenant);
-        if !dir.exists() {
+        if !self.files.is_dir(&dir)? {
             return Ok(0);
         }
         let mut rewrapped = 0;
-        for entry in std::fs::read_dir(&dir).at(&dir)? {
-            let name = entry.at(&dir)?.file_name();
+        for name in self.files.list(&dir)? {
             let Some(shard) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(KEYRING_SHARD_SUFFIX))
+                .strip_suffix(KEYRING_SHARD_SUFFIX)
                 .and_then(|n| n.parse::<u32>().ok())
             else {
                 continue;
@@ -475,7 +475,7 @@ impl Keyring {
         if rewrapped > 0 {
             let mut bytes = id.encode_header();
             bytes.extend(records.iter().flat_map(|r| r.encode()));
-            fs::write_atomic(&self.shard_path(id), &bytes)?;
+            self.files.write_atomic(&self.shard_path(id), &bytes)?;
         }
         Ok(rewrapped)
     }
@@ -508,7 +508,7 @@ impl Keyring {
                 .filter(|r| !retired(r))
                 .flat_map(|r| r.encode()),
         );
-        fs::write_atomic(&self.shard_path(id), &bytes)?;
+        self.files.write_atomic(&self.shard_path(id), &bytes)?;
         if let Some(entry) = self.loaded.write().tenants.get_mut(&tenant) {
             entry.versions.retain(|v, _| *v >= below);
         }
@@ -529,11 +529,7 @@ impl Keyring {
         }
         // The subjects' keys were wrapped by the tenant's keys: already
         // unreadable, removed for hygiene.
-        let subjects_dir = self.subjects_dir(tenant);
-        if subjects_dir.exists() {
-            std::fs::remove_dir_all(&subjects_dir).at(&subjects_dir)?;
-            fs::sync_dir(subjects_dir.parent().expect("under the keyring"))?;
-        }
+        self.files.remove_dir_durable(&self.subjects_dir(tenant))?;
         Ok(())
     }
 
@@ -573,8 +569,9 @@ impl Keyring {
             tombstone.unwrap_or_else(|| KeyRecord::tombstone(scope_id, self.clock.now_us()));
         bytes.extend_from_slice(&tombstone.encode());
         let path = self.shard_path(id);
-        fs::create_dir_durable(path.parent().expect("shards live in a folder"))?;
-        fs::write_atomic(&path, &bytes)
+        self.files
+            .create_dir_durable(path.parent().expect("shards live in a folder"))?;
+        self.files.write_atomic(&path, &bytes)
     }
 
     fn create_tenant_key(&self, tenant: TenantId) -> Result<Arc<ScopeKey>> {
@@ -735,14 +732,22 @@ impl Keyring {
     /// the end is cut off by rewriting the shard atomically.
     fn read_shard(&self, id: ShardId) -> Result<Vec<KeyRecord>> {
         let path = self.shard_path(id);
-        if !path.exists() {
+        if !self.files.is_file(&path)? {
             return Ok(Vec::new());
         }
-        let bytes = fs::read(&path)?;
+        let bytes = match self.files.read(&path) {
+            Ok(bytes) => bytes,
+            // Removed since (a destroyed tenant's subject folder).
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
         let decoded = shard::decode(&path, &bytes, id)?;
         if decoded.valid_len < bytes.len() {
             tracing::warn!(file = %path.display(), "dropping a torn append at the end of a keyring shard");
-            fs::write_atomic(&path, &bytes[..decoded.valid_len])?;
+            self.files
+                .write_atomic(&path, &bytes[..decoded.valid_len])?;
         }
         Ok(decoded.records)
     }
@@ -750,12 +755,13 @@ impl Keyring {
     /// Reads the seals ledger, compacting it if it holds finished seals.
     fn read_seals(&self) -> Result<HashMap<Scope, u64>> {
         let path = self.dir.join(SEALS_FILE);
-        if !path.exists() {
+        if !self.files.is_file(&path)? {
             return Ok(HashMap::new());
         }
-        let ledger = seals::decode(&path, &fs::read(&path)?)?;
+        let ledger = seals::decode(&path, &self.files.read(&path)?)?;
         if ledger.has_garbage {
-            fs::write_atomic(&path, &seals::encode_pending(&ledger.pending))?;
+            self.files
+                .write_atomic(&path, &seals::encode_pending(&ledger.pending))?;
         }
         Ok(ledger.pending)
     }
@@ -767,6 +773,7 @@ impl Keyring {
             deadline_us,
         };
         append_record(
+            &self.files,
             &self.dir.join(SEALS_FILE),
             &seals::encode_header(),
             &record.encode(),
@@ -776,7 +783,12 @@ impl Keyring {
     /// Appends records to a shard, in one write, and syncs it.
     fn append(&self, id: ShardId, records: &[KeyRecord]) -> Result<()> {
         let bytes: Vec<u8> = records.iter().flat_map(|r| r.encode()).collect();
-        append_record(&self.shard_path(id), &id.encode_header(), &bytes)
+        append_record(
+            &self.files,
+            &self.shard_path(id),
+            &id.encode_header(),
+            &bytes,
+        )
     }
 
     fn subjects_dir(&self, tenant: TenantId) -> PathBuf {
@@ -801,21 +813,18 @@ impl Keyring {
 /// Appends fixed-size records to a file that starts with `header`, and
 /// syncs it. A missing file is written whole and atomically. A failed append
 /// is cut off again, so the file stays a sequence of whole records.
-fn append_record(path: &Path, header: &[u8], record: &[u8]) -> Result<()> {
-    if !path.exists() {
-        fs::create_dir_durable(path.parent().expect("keyring files live in a folder"))?;
+fn append_record(files: &Files, path: &Path, header: &[u8], record: &[u8]) -> Result<()> {
+    if !files.is_file(path)? {
+        files.create_dir_durable(path.parent().expect("keyring files live in a folder"))?;
         let mut bytes = header.to_vec();
         bytes.extend_from_slice(record);
-        return fs::write_atomic(path, &bytes);
+        return files.write_atomic(path, &bytes);
     }
-    let mut file = OpenOptions::new().append(true).open(path).at(path)?;
-    let len = file.metadata().at(path)?.len();
-    if let Err(source) = file.write_all(record).and_then(|()| file.sync_data()) {
+    let mut file = files.open_append(path)?;
+    let len = file.size().at(path)?;
+    if let Err(source) = file.append(record).and_then(|()| file.sync_data()) {
         let _ = file.set_len(len).and_then(|()| file.sync_data());
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source,
-        });
+        return Err(Error::io(path.to_path_buf(), source));
     }
     Ok(())
 }
@@ -850,7 +859,14 @@ mod tests {
         let source = MasterKeySource::Bytes(zeroize::Zeroizing::new([1; 32]));
         let master = MasterKey::resolve(&source, &Kdf::None).unwrap();
         let (manifest, _) = Manifest::create(Kdf::None, &master, [0; 16]);
-        Keyring::open(dir, manifest, root, Arc::new(SystemClock)).unwrap()
+        Keyring::open(
+            &Files::default(),
+            dir,
+            manifest,
+            root,
+            Arc::new(SystemClock),
+        )
+        .unwrap()
     }
 
     #[test]
