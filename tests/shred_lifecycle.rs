@@ -340,3 +340,60 @@ fn shredding_an_unknown_or_empty_scope_still_refuses_it_afterwards() {
         Err(Error::Shredded { .. })
     ));
 }
+
+/// A cancel that returns `Ok(true)` leaves the scope live, even when it lands
+/// while a maintenance pass works through due seals. (The pass lists the due
+/// seals first and then destroys them one by one; before `destroy_if_due`
+/// decided under the keyring's lock, a seal cancelled meanwhile was
+/// destroyed anyway, and the writes acknowledged after the cancel with it.)
+#[test]
+fn a_cancel_racing_a_maintenance_pass_wins() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let clock = Arc::new(ManualClock::starting_now());
+    let db = Db::open(dir.path(), options().clock(clock.clone())).expect("open");
+    let tenant = db.tenant(TenantId(1));
+    for s in 0..20 {
+        tenant.subject(SubjectId(s)).put(b"k", b"v").expect("put");
+        tenant
+            .shred_subject(
+                SubjectId(s),
+                ShredOptions::with_grace(Duration::from_secs(30)),
+            )
+            .expect("seal");
+    }
+    clock.advance(Duration::from_secs(120));
+    // The pass destroys subjects 0, 1, ... in turn (a shard rewrite and a
+    // store compaction each, tens of ms); subject 19's seal, past its
+    // deadline but not yet destroyed, is cancelled meanwhile.
+    let last = tenant.subject(SubjectId(19));
+    let cancelled = std::thread::scope(|s| {
+        let pass = s.spawn(|| db.run_maintenance());
+        std::thread::sleep(Duration::from_millis(20));
+        let cancelled = tenant.cancel_shred_subject(SubjectId(19));
+        if matches!(cancelled, Ok(true)) {
+            last.put(b"after", b"the cancel")
+                .expect("a put after the cancel");
+        }
+        pass.join().expect("the pass").expect("maintenance");
+        cancelled
+    });
+    match cancelled {
+        Ok(true) => {
+            assert_eq!(last.state().expect("state"), ScopeState::Live);
+            assert_eq!(last.get(b"k").expect("get"), Some(b"v".to_vec()));
+            assert_eq!(
+                last.get(b"after").expect("get"),
+                Some(b"the cancel".to_vec())
+            );
+        }
+        // The pass got there first (a fast machine): a lost race is fine.
+        Err(Error::Shredded { .. }) => {
+            assert_eq!(last.state().expect("state"), ScopeState::Shredded);
+        }
+        other => panic!("the cancel of a due seal returned {other:?}"),
+    }
+    for s in 0..19 {
+        let state = tenant.subject(SubjectId(s)).state().expect("state");
+        assert_eq!(state, ScopeState::Shredded, "subject {s}");
+    }
+}
