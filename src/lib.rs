@@ -42,6 +42,9 @@ mod error;
 pub mod forensic;
 pub mod format;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod scope;
 mod store;
@@ -57,6 +60,24 @@ pub use engine::snapshot::{Scan, Snapshot};
 pub use error::{CorruptionKind, Error, Result};
 pub use options::{Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
+
+/// The AEAD, reachable from benchmarks: the comparison bench measures the
+/// engine against the cost of sealing alone. Not a stable API.
+#[doc(hidden)]
+pub mod aead {
+    use crate::crypto::{SecretKey, aead};
+
+    /// Seals `plaintext` under `key` as the engine does (random nonce),
+    /// appending `nonce | ciphertext | tag` to `out`.
+    pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        aead::seal(&SecretKey::from_bytes(*key), aad, plaintext, out);
+    }
+
+    /// Opens what [`seal`] made; `None` if it does not authenticate.
+    pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        aead::open(&SecretKey::from_bytes(*key), aad, sealed).ok()
+    }
+}
 
 /// A log sequence number: the position of a committed batch in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,7 +1,9 @@
 //! Keys and the constructions that use them.
 //!
 //! Every construction is standard and comes from a well-kept crate:
-//! XChaCha20-Poly1305 (`chacha20poly1305`) seals records and wraps keys,
+//! XChaCha20-Poly1305 (HChaCha20 from `chacha20`, ChaCha20-Poly1305 from
+//! `ring`; checked against the `chacha20poly1305` crate) seals records and
+//! wraps keys,
 //! keyed BLAKE3 (`blake3`) is the token PRF and the log's MAC, BLAKE3's
 //! `derive_key` mode separates every purpose's key from its root, and
 //! Argon2id (`argon2`) turns a passphrase into a master key. Nothing here is
