@@ -30,6 +30,10 @@ pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_SUFFIX: &str = ".wal";
 /// Digits of the LSN in a segment file name (enough for `u64::MAX`).
 pub const SEGMENT_NAME_DIGITS: usize = 20;
+/// Every LSN is below this (2^63 - 1: 29,000 years at ten million commits
+/// a second). An LSN on disk at or above it is corruption, so no LSN
+/// arithmetic can overflow.
+pub const LSN_MAX: u64 = u64::MAX >> 1;
 
 /// Segment header: magic(8) version(4) flags(4) first_lsn(8) log_id(16)
 /// prev_mac(32) crc32(4) reserved(4).
@@ -173,6 +177,14 @@ pub const ARGON2_M_COST_KIB: u32 = 19 * 1024;
 pub const ARGON2_T_COST: u32 = 2;
 /// OWASP's first Argon2id recommendation: 1 lane.
 pub const ARGON2_P_COST: u32 = 1;
+/// The largest Argon2id costs a manifest may name (1 GiB, 16 passes, 16
+/// lanes): a manifest is protected by a CRC only, and costs beyond these
+/// would let whoever can write it make every open exhaust memory or hang.
+pub const ARGON2_M_COST_KIB_MAX: u32 = 1 << 20;
+/// See [`ARGON2_M_COST_KIB_MAX`].
+pub const ARGON2_T_COST_MAX: u32 = 16;
+/// See [`ARGON2_M_COST_KIB_MAX`].
+pub const ARGON2_P_COST_MAX: u32 = 16;
 
 /// Shard header: magic(8) version(4) kind(1) tenant(8) shard(4) crc32(4).
 pub const KEYRING_SHARD_HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4 + 4;

@@ -15,7 +15,7 @@ use rocksdb::{
 };
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{META_APPLIED_LSN, STORE_DIR};
+use crate::format::{LSN_MAX, META_APPLIED_LSN, STORE_DIR};
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
 
@@ -68,7 +68,11 @@ impl Store {
         let raw: [u8; 8] = bytes[..].try_into().map_err(|_| {
             self.corruption(CorruptionKind::Malformed("applied LSN is not 8 bytes"))
         })?;
-        Ok(u64::from_le_bytes(raw))
+        let applied = u64::from_le_bytes(raw);
+        if applied >= LSN_MAX {
+            return Err(self.corruption(CorruptionKind::Malformed("applied LSN out of range")));
+        }
+        Ok(applied)
     }
 
     /// Applies frames' entries, and the last frame's LSN, in one atomic write.

@@ -20,7 +20,9 @@ use super::frame::{self, FrameError, Mac, PayloadHeader};
 use super::segment::{self, SegmentHeader};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{FRAME_HEADER_LEN, LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    FRAME_HEADER_LEN, LOG_ID_LEN, LSN_MAX, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
 use crate::fs::Files;
 
 /// A verified frame, as handed to the visitor.
@@ -109,6 +111,9 @@ pub(crate) fn read_log(
         } else if header.prev_mac != summary.last_mac {
             return Err(bad(CorruptionKind::MacChain));
         }
+        if header.first_lsn >= LSN_MAX {
+            return Err(bad(CorruptionKind::Malformed("first LSN out of range")));
+        }
         if header.first_lsn <= summary.last_lsn {
             return Err(bad(CorruptionKind::LsnOrder {
                 previous: summary.last_lsn,
@@ -165,6 +170,8 @@ fn read_segment(
             return Err(corrupt(at, CorruptionKind::MacChain));
         }
         let ph = PayloadHeader::decode(raw.payload).expect("parse checked the payload length");
+        // expected_lsn <= LSN_MAX: the segment's first LSN is, and each
+        // frame's below.
         if ph.lsn != expected_lsn {
             return Err(corrupt(
                 at,
@@ -187,6 +194,9 @@ fn read_segment(
         summary.last_lsn = ph.lsn;
         summary.last_commit_us = ph.commit_time_us;
         last_lsn = Some(ph.lsn);
+        if ph.lsn == LSN_MAX {
+            return Err(corrupt(at, CorruptionKind::Malformed("LSN out of range")));
+        }
         expected_lsn = ph.lsn + 1;
         at += raw.len;
     }
@@ -223,4 +233,75 @@ fn vouched_after(bytes: &[u8], bad_at: usize, bad_lsn: u64) -> bool {
         at += 1;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG_ID: [u8; LOG_ID_LEN] = [3; LOG_ID_LEN];
+
+    /// Writes a segment starting at `first_lsn` holding empty frames with
+    /// the given LSNs, MACs and all, as a key holder could.
+    fn write_segment(dir: &Path, key: &SecretKey, first_lsn: u64, lsns: &[u64]) {
+        let header = SegmentHeader {
+            first_lsn,
+            log_id: LOG_ID,
+            prev_mac: [0; 32],
+        };
+        let mut bytes = header.encode().to_vec();
+        let mut mac = [0; 32];
+        for &lsn in lsns {
+            let mut payload = Vec::new();
+            PayloadHeader {
+                lsn,
+                commit_time_us: 1,
+                synced_lsn: 0,
+                entry_count: 0,
+            }
+            .encode_into(&mut payload);
+            mac = frame::encode(key, &mac, &payload, &mut bytes);
+        }
+        std::fs::write(segment::path(dir, first_lsn), bytes).unwrap();
+    }
+
+    /// Found by the `recovery` fuzz target: LSNs at the top of the range
+    /// overflowed. They are corruption now, and the writer refuses to pass
+    /// the last one.
+    #[test]
+    fn lsns_at_the_top_of_the_range_are_corruption_not_overflow() {
+        let key = SecretKey::from_bytes([5; 32]);
+        let files = Files::default();
+        let read = |dir: &Path| read_log(&files, dir, &key, &LOG_ID, |_| Ok(()));
+        for (first, frames) in [(u64::MAX, vec![]), (LSN_MAX, vec![LSN_MAX])] {
+            let dir = tempfile::tempdir().unwrap();
+            write_segment(dir.path(), &key, first, &frames);
+            match read(dir.path()) {
+                Err(Error::Corruption {
+                    kind: CorruptionKind::Malformed(_),
+                    ..
+                }) => {}
+                other => panic!("first LSN {first}: {other:?}"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_segment(dir.path(), &key, LSN_MAX - 2, &[LSN_MAX - 2, LSN_MAX - 1]);
+        let summary = read(dir.path()).unwrap();
+        assert_eq!(summary.last_lsn, LSN_MAX - 1);
+        let mut writer = crate::wal::LogWriter::open(
+            &files,
+            dir.path(),
+            LOG_ID,
+            key.clone(),
+            1 << 20,
+            &summary,
+            0,
+        )
+        .unwrap();
+        let batch = crate::wal::EncodedBatch::default();
+        assert!(matches!(
+            writer.append(&[&batch], 2),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
 }

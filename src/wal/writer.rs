@@ -16,7 +16,7 @@ use super::reader::{LogSummary, SegmentInfo};
 use super::segment::{self, SegmentHeader};
 use crate::crypto::SecretKey;
 use crate::error::{Error, IoContext, Result};
-use crate::format::{LOG_ID_LEN, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{LOG_ID_LEN, LSN_MAX, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::fs::{Files, WritableFile};
 
 /// The entries of one batch, encoded, waiting for an LSN.
@@ -75,7 +75,12 @@ impl LogWriter {
         if let Some(torn) = &summary.torn_tail {
             cut_torn_tail(files, &torn.path, torn.offset, &mut segments)?;
         }
-        let next_lsn = summary.last_lsn.max(store_applied) + 1;
+        let highest = summary.last_lsn.max(store_applied);
+        assert!(
+            highest < LSN_MAX,
+            "the reader and the store refuse larger LSNs"
+        );
+        let next_lsn = highest + 1;
         // The last segment takes more frames if its next LSN is ours and it
         // has room; else a new segment starts (after a gap, at `next_lsn`).
         let resumable = segments.last().filter(|s| {
@@ -128,6 +133,9 @@ impl LogWriter {
     /// Returns the LSN of the first. Does not sync.
     pub(crate) fn append(&mut self, batches: &[&EncodedBatch], commit_time_us: u64) -> Result<u64> {
         self.check_poison()?;
+        if self.next_lsn + batches.len() as u64 > LSN_MAX {
+            return Err(Error::InvalidArgument("the log has used every LSN"));
+        }
         if self.len >= self.segment_bytes_max {
             self.roll()?;
         }

@@ -20,8 +20,9 @@ use crate::crypto::root::RootKey;
 use crate::crypto::wrap::{WrapPlace, Wrapped};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    KDF_ARGON2ID, KDF_NONE, KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_MAGIC, KEYRING_VERSION,
-    LOG_ID_LEN, ROOT_KEY_VERSION, SALT_LEN, WRAP_KIND_ROOT, WRAPPED_KEY_LEN,
+    ARGON2_M_COST_KIB_MAX, ARGON2_P_COST_MAX, ARGON2_T_COST_MAX, KDF_ARGON2ID, KDF_NONE,
+    KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_MAGIC, KEYRING_VERSION, LOG_ID_LEN, ROOT_KEY_VERSION,
+    SALT_LEN, WRAP_KIND_ROOT, WRAPPED_KEY_LEN,
 };
 
 /// The decoded manifest.
@@ -118,6 +119,21 @@ impl Manifest {
             },
             _ => return Err(bad(12, CorruptionKind::Malformed("unknown KDF"))),
         };
+        if let Kdf::Argon2id {
+            m_cost_kib,
+            t_cost,
+            p_cost,
+            ..
+        } = kdf
+            && (m_cost_kib > ARGON2_M_COST_KIB_MAX
+                || t_cost > ARGON2_T_COST_MAX
+                || p_cost > ARGON2_P_COST_MAX)
+        {
+            return Err(bad(
+                13,
+                CorruptionKind::Malformed("Argon2id cost out of range"),
+            ));
+        }
         let generation_at = 25 + SALT_LEN;
         let root_at = generation_at + 4;
         let log_id_at = root_at + WRAPPED_KEY_LEN;
@@ -181,6 +197,33 @@ mod tests {
         }
         for len in 0..bytes.len() {
             assert!(Manifest::decode(Path::new("m"), &bytes[..len]).is_err());
+        }
+    }
+
+    /// Found while writing the fuzz targets: costs read from a manifest
+    /// (guarded by a CRC only) were used as they were.
+    #[test]
+    fn argon2id_costs_beyond_the_caps_are_corruption() {
+        let over = [
+            (ARGON2_M_COST_KIB_MAX + 1, 2, 1),
+            (19456, ARGON2_T_COST_MAX + 1, 1),
+            (19456, 2, ARGON2_P_COST_MAX + 1),
+        ];
+        for (m_cost_kib, t_cost, p_cost) in over {
+            let kdf = Kdf::Argon2id {
+                m_cost_kib,
+                t_cost,
+                p_cost,
+                salt: [9; SALT_LEN],
+            };
+            let (m, _) = Manifest::create(kdf, &master(1), [4; LOG_ID_LEN]);
+            assert!(matches!(
+                Manifest::decode(Path::new("m"), &m.encode()),
+                Err(Error::Corruption {
+                    kind: CorruptionKind::Malformed(_),
+                    ..
+                })
+            ));
         }
     }
 }
