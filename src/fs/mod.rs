@@ -74,6 +74,14 @@ pub trait WritableFile: Send + Sync + fmt::Debug {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
+    /// Reserves disk blocks for the file's first `len` bytes without
+    /// changing its length, so that appends up to there need no block
+    /// allocation in their sync. A hint: the default does nothing, and
+    /// callers ignore errors.
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// The engine's handle on its file system, with the durable operations built

@@ -94,4 +94,10 @@ impl WritableFile for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+
+    #[cfg(target_os = "linux")]
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        fallocate(&self.0, FallocateFlags::KEEP_SIZE, 0, len).map_err(io::Error::from)
+    }
 }
