@@ -1,0 +1,89 @@
+//! Raw RocksDB, set up like strongroom's store (`src/store/mod.rs`: same
+//! block cache, bloom filters, no compression, 2 background threads) but
+//! with its own WAL on. Keys are the 16-byte user keys themselves, so a
+//! tenant is the 4-byte prefix.
+
+use std::path::Path;
+
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+
+use super::{Durability, Engine, Session};
+use crate::config::CACHE_BYTES;
+
+pub struct Rocks {
+    db: DB,
+    write: WriteOptions,
+}
+
+impl Rocks {
+    pub fn open(dir: &Path, durability: Durability) -> Rocks {
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&rocksdb::Cache::new_lru_cache(CACHE_BYTES));
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.set_block_based_table_factory(&table);
+        options.set_compression_type(rocksdb::DBCompressionType::None);
+        options.increase_parallelism(2);
+        let mut write = WriteOptions::default();
+        write.disable_wal(false);
+        write.set_sync(durability == Durability::Durable);
+        Rocks {
+            db: DB::open(&options, dir).expect("open rocksdb"),
+            write,
+        }
+    }
+}
+
+impl Engine for Rocks {
+    fn session(&self) -> Box<dyn Session + '_> {
+        Box::new(RocksSession { rocks: self })
+    }
+
+    fn settle(&self) {
+        self.db.flush().expect("rocksdb flush");
+    }
+}
+
+struct RocksSession<'a> {
+    rocks: &'a Rocks,
+}
+
+impl Session for RocksSession<'_> {
+    fn put(&mut self, _tenant: u32, key: &[u8], value: &[u8]) {
+        self.rocks
+            .db
+            .put_opt(key, value, &self.rocks.write)
+            .expect("rocksdb put");
+    }
+
+    fn put_batch(&mut self, _tenant: u32, records: &[([u8; 16], &[u8])]) {
+        let mut batch = WriteBatch::default();
+        for (key, value) in records {
+            batch.put(key, value);
+        }
+        self.rocks
+            .db
+            .write_opt(batch, &self.rocks.write)
+            .expect("rocksdb batch");
+    }
+
+    fn get(&mut self, _tenant: u32, key: &[u8]) -> Option<Vec<u8>> {
+        self.rocks.db.get(key).expect("rocksdb get")
+    }
+
+    fn scan(&mut self, tenant: u32) -> (u64, u64) {
+        let from = tenant.to_be_bytes();
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound((tenant + 1).to_be_bytes());
+        let mode = IteratorMode::From(&from, Direction::Forward);
+        let (mut records, mut bytes) = (0, 0);
+        for item in self.rocks.db.iterator_opt(mode, read) {
+            let (_, value) = item.expect("rocksdb scan");
+            records += 1;
+            bytes += value.len() as u64;
+        }
+        (records, bytes)
+    }
+}

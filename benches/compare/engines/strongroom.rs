@@ -1,0 +1,80 @@
+//! strongroom through its public API: each tenant is `db.tenant(TenantId(t))`.
+
+use std::path::Path;
+
+use strongroom::{Db, Options, TenantId, WriteBatch};
+
+use super::{Durability, Engine, Session};
+use crate::config::BUFFERED_SYNC_INTERVAL;
+
+pub struct Strongroom {
+    db: Db,
+}
+
+impl Strongroom {
+    pub fn open(dir: &Path, durability: Durability) -> Strongroom {
+        let durability = match durability {
+            Durability::Durable => strongroom::Durability::SyncEveryCommit,
+            Durability::Buffered => strongroom::Durability::SyncInterval(BUFFERED_SYNC_INTERVAL),
+        };
+        let options = Options::with_key([7; 32]).durability(durability);
+        Strongroom {
+            db: Db::open(dir, options).expect("open strongroom"),
+        }
+    }
+}
+
+impl Engine for Strongroom {
+    fn session(&self) -> Box<dyn Session + '_> {
+        Box::new(StrongroomSession { db: &self.db })
+    }
+
+    fn settle(&self) {
+        self.db.flush().expect("strongroom flush");
+    }
+}
+
+struct StrongroomSession<'a> {
+    db: &'a Db,
+}
+
+fn tenant_id(tenant: u32) -> TenantId {
+    TenantId(u64::from(tenant))
+}
+
+impl Session for StrongroomSession<'_> {
+    fn put(&mut self, tenant: u32, key: &[u8], value: &[u8]) {
+        self.db
+            .tenant(tenant_id(tenant))
+            .put(key, value)
+            .expect("strongroom put");
+    }
+
+    fn put_batch(&mut self, tenant: u32, records: &[([u8; 16], &[u8])]) {
+        let mut batch = WriteBatch::new();
+        for (key, value) in records {
+            batch.put(&key[..], *value);
+        }
+        self.db
+            .tenant(tenant_id(tenant))
+            .write(batch)
+            .expect("strongroom batch");
+    }
+
+    fn get(&mut self, tenant: u32, key: &[u8]) -> Option<Vec<u8>> {
+        self.db
+            .tenant(tenant_id(tenant))
+            .get(key)
+            .expect("strongroom get")
+    }
+
+    fn scan(&mut self, tenant: u32) -> (u64, u64) {
+        let (mut records, mut bytes) = (0, 0);
+        for record in self.db.tenant(tenant_id(tenant)).scan().expect("scan") {
+            let (_, value) = record.expect("strongroom scan");
+            records += 1;
+            bytes += value.len() as u64;
+        }
+        (records, bytes)
+    }
+}
