@@ -16,6 +16,8 @@
 //! The AAD binds the record to its scope, token and key version: a record
 //! moved to another key, scope or version fails authentication.
 
+use std::cell::RefCell;
+
 use super::aead;
 use super::scope_key::{ScopeKey, Token};
 use crate::format::{
@@ -58,25 +60,17 @@ pub(crate) fn seal(
     out: &mut Vec<u8>,
 ) {
     assert!(user_key.len() <= USER_KEY_MAX && value.len() <= USER_VALUE_MAX);
-    let mut body = Vec::with_capacity(4 + user_key.len() + value.len());
-    body.extend_from_slice(&(user_key.len() as u32).to_le_bytes());
-    body.extend_from_slice(user_key);
-    body.extend_from_slice(value);
-
-    let mut plaintext = Vec::with_capacity(1 + body.len());
-    let compressed = (body.len() > compression_threshold)
-        .then(|| zstd::bulk::compress(&body, ZSTD_LEVEL).ok())
-        .flatten()
-        .filter(|c| c.len() < body.len());
-    match compressed {
-        Some(c) => {
-            plaintext.push(RECORD_FLAG_ZSTD);
-            plaintext.extend_from_slice(&c);
-        }
-        None => {
-            plaintext.push(0);
-            plaintext.extend_from_slice(&body);
-        }
+    // flags | key_len | key | value, then (flags = ZSTD) the last three
+    // compressed, if that makes them smaller.
+    let mut plaintext = Vec::with_capacity(RECORD_HEADER_LEN + user_key.len() + value.len());
+    plaintext.push(0);
+    plaintext.extend_from_slice(&(user_key.len() as u32).to_le_bytes());
+    plaintext.extend_from_slice(user_key);
+    plaintext.extend_from_slice(value);
+    if plaintext.len() - 1 > compression_threshold
+        && let Some(compressed) = compress(&plaintext[1..])
+    {
+        plaintext = compressed;
     }
     out.reserve(4 + plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&key.version().to_le_bytes());
@@ -116,8 +110,7 @@ pub(crate) fn open(
     let body = match *flags {
         0 => body,
         RECORD_FLAG_ZSTD => {
-            decompressed = zstd::bulk::decompress(body, 4 + USER_KEY_MAX + USER_VALUE_MAX)
-                .map_err(|_| OpenError::Malformed)?;
+            decompressed = decompress(body).ok_or(OpenError::Malformed)?;
             &decompressed[..]
         }
         _ => return Err(OpenError::Malformed),
@@ -137,6 +130,53 @@ pub(crate) fn open(
 
 const _: () = assert!(RECORD_HEADER_LEN == 1 + 4);
 
+thread_local! {
+    // zstd contexts are costly to make (more than compressing a 4-KiB
+    // record); each thread keeps one of each.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// `RECORD_FLAG_ZSTD | zstd(body)`, if that is shorter than `0 | body`.
+fn compress(body: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some(c) => c,
+            None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?),
+        };
+        // Room for less than the body only: zstd gives up as soon as the
+        // output would not be smaller.
+        let mut compressed = Vec::with_capacity(body.len() - 1);
+        compressor.compress_to_buffer(body, &mut compressed).ok()?;
+        let mut plaintext = Vec::with_capacity(1 + compressed.len());
+        plaintext.push(RECORD_FLAG_ZSTD);
+        plaintext.extend_from_slice(&compressed);
+        Some(plaintext)
+    })
+}
+
+/// The body a zstd frame holds, sized by the frame's own content size
+/// (which every frame `compress` writes records), at most a record's.
+fn decompress(frame: &[u8]) -> Option<Vec<u8>> {
+    let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
+    if size > (4 + USER_KEY_MAX + USER_VALUE_MAX) as u64 {
+        return None;
+    }
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match &mut *cell {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new().ok()?),
+        };
+        let mut body = Vec::with_capacity(size as usize);
+        decompressor.decompress_to_buffer(frame, &mut body).ok()?;
+        (body.len() as u64 == size).then_some(body)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,12 +190,18 @@ mod tests {
     #[test]
     fn records_round_trip_with_and_without_compression() {
         let k = key(Scope::tenant(TenantId(7)), 1);
-        for value in [vec![], b"small".to_vec(), vec![b'a'; 10_000]] {
+        let mut random = vec![0u8; 4096];
+        crate::crypto::fill_random(&mut random);
+        for value in [vec![], b"small".to_vec(), vec![b'a'; 10_000], random] {
             let token = k.token(b"user key");
             let mut sealed = Vec::new();
             seal(&k, &token, b"user key", &value, 512, &mut sealed);
             if value.len() == 10_000 {
                 assert!(sealed.len() < 1000, "compressible value is compressed");
+            }
+            if value.len() == 4096 {
+                let raw = 4 + SEAL_OVERHEAD + RECORD_HEADER_LEN + b"user key".len() + 4096;
+                assert_eq!(sealed.len(), raw, "incompressible value is stored as it is");
             }
             assert_eq!(
                 open(&k, &token, &sealed).unwrap(),
