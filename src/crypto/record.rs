@@ -105,27 +105,26 @@ pub(crate) fn open(
         &sealed[4..],
     )
     .map_err(|_| OpenError::Auth)?;
-    let (flags, body) = plaintext.split_first().ok_or(OpenError::Malformed)?;
-    let decompressed;
-    let body = match *flags {
-        0 => body,
-        RECORD_FLAG_ZSTD => {
-            decompressed = decompress(body).ok_or(OpenError::Malformed)?;
-            &decompressed[..]
-        }
+    // flags | key_len | key | value, the last three maybe compressed; the
+    // value is returned in the buffer it was decrypted into.
+    let (mut body, start) = match plaintext.first() {
+        Some(0) => (plaintext, 1),
+        Some(&RECORD_FLAG_ZSTD) => (decompress(&plaintext[1..]).ok_or(OpenError::Malformed)?, 0),
         _ => return Err(OpenError::Malformed),
     };
     let key_len = u32::from_le_bytes(
-        body.get(..4)
+        body.get(start..start + 4)
             .ok_or(OpenError::Malformed)?
             .try_into()
             .unwrap(),
     ) as usize;
-    let rest = &body[4..];
-    if key_len > rest.len() || key_len > USER_KEY_MAX {
+    let key_at = start + 4;
+    if key_len > body.len() - key_at || key_len > USER_KEY_MAX {
         return Err(OpenError::Malformed);
     }
-    Ok((rest[..key_len].to_vec(), rest[key_len..].to_vec()))
+    let user_key = body[key_at..key_at + key_len].to_vec();
+    body.drain(..key_at + key_len);
+    Ok((user_key, body))
 }
 
 const _: () = assert!(RECORD_HEADER_LEN == 1 + 4);

@@ -111,7 +111,7 @@ impl Inner {
         };
         let token = keys.newest().token(user_key);
         let store_key = crate::store::key_codec::data_key(scope, &token);
-        let Some(mut sealed) = self.store.get(&store_key, snapshot)? else {
+        let Some(mut sealed) = self.store.get_pinned(&store_key, snapshot)? else {
             return Ok(None);
         };
         if snapshot.is_none() && record::key_version(&sealed).is_some_and(|v| keys.at(v).is_none())
@@ -120,7 +120,7 @@ impl Inner {
             // holds the record re-sealed now.
             live_keys = self.keyring.keys(scope)?.expect("the scope had keys");
             keys = &live_keys;
-            match self.store.get(&store_key, None)? {
+            match self.store.get_pinned(&store_key, None)? {
                 Some(again) => sealed = again,
                 None => return Ok(None),
             }

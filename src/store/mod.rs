@@ -10,8 +10,8 @@ pub(crate) mod key_codec;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, DB, DBIteratorWithThreadMode, Direction, IteratorMode, ReadOptions,
-    SnapshotWithThreadMode, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, DB, DBIteratorWithThreadMode, DBPinnableSlice, Direction,
+    IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions,
 };
 
 use crate::error::{CorruptionKind, Error, Result};
@@ -103,6 +103,19 @@ impl Store {
         match snapshot {
             Some(s) => s.get(key),
             None => self.db.get(key),
+        }
+        .map_err(store_err)
+    }
+
+    /// Like [`Store::get`], without copying the value out of RocksDB.
+    pub(crate) fn get_pinned<'a>(
+        &'a self,
+        key: &[u8],
+        snapshot: Option<&'a StoreSnapshot<'_>>,
+    ) -> Result<Option<DBPinnableSlice<'a>>> {
+        match snapshot {
+            Some(s) => s.get_pinned(key),
+            None => self.db.get_pinned(key),
         }
         .map_err(store_err)
     }
