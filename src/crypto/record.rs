@@ -146,13 +146,14 @@ fn compress(body: &[u8]) -> Option<Vec<u8>> {
             Some(c) => c,
             None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?),
         };
-        // Room for less than the body only: zstd gives up as soon as the
-        // output would not be smaller.
-        let mut compressed = Vec::with_capacity(body.len() - 1);
-        compressor.compress_to_buffer(body, &mut compressed).ok()?;
-        let mut plaintext = Vec::with_capacity(1 + compressed.len());
-        plaintext.push(RECORD_FLAG_ZSTD);
-        plaintext.extend_from_slice(&compressed);
+        // Room for less than the body only, after the flag: zstd gives up
+        // as soon as the output would not be smaller.
+        let mut plaintext = vec![0; body.len()];
+        plaintext[0] = RECORD_FLAG_ZSTD;
+        let len = compressor
+            .compress_to_buffer(body, &mut plaintext[1..])
+            .ok()?;
+        plaintext.truncate(1 + len);
         Some(plaintext)
     })
 }

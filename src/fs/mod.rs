@@ -107,6 +107,16 @@ impl Files {
         self.0.read(path).at(path)
     }
 
+    /// Reads a whole file, or `None` if there is none (one call, so a file
+    /// removed between a check and the read is no error).
+    pub(crate) fn read_if_exists(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        match self.0.read(path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at(path),
+        }
+    }
+
     pub(crate) fn is_file(&self, path: &Path) -> Result<bool> {
         Ok(self.0.kind(path).at(path)? == Some(Kind::File))
     }

@@ -126,10 +126,10 @@ impl Keyring {
     /// Reads the manifest, or `None` if the keyring has none yet.
     pub(crate) fn read_manifest(files: &Files, dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(KEYRING_MANIFEST_FILE);
-        if !files.is_file(&path)? {
+        let Some(bytes) = files.read_if_exists(&path)? else {
             return Ok(None);
-        }
-        Manifest::decode(&path, &files.read(&path)?).map(Some)
+        };
+        Manifest::decode(&path, &bytes).map(Some)
     }
 
     /// Writes the manifest of a new keyring.
@@ -732,16 +732,10 @@ impl Keyring {
     /// the end is cut off by rewriting the shard atomically.
     fn read_shard(&self, id: ShardId) -> Result<Vec<KeyRecord>> {
         let path = self.shard_path(id);
-        if !self.files.is_file(&path)? {
+        // Missing: never written, or removed with a destroyed tenant's
+        // subject folder (even while this read ran).
+        let Some(bytes) = self.files.read_if_exists(&path)? else {
             return Ok(Vec::new());
-        }
-        let bytes = match self.files.read(&path) {
-            Ok(bytes) => bytes,
-            // Removed since (a destroyed tenant's subject folder).
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
         };
         let decoded = shard::decode(&path, &bytes, id)?;
         if decoded.valid_len < bytes.len() {
@@ -755,10 +749,10 @@ impl Keyring {
     /// Reads the seals ledger, compacting it if it holds finished seals.
     fn read_seals(&self) -> Result<HashMap<Scope, u64>> {
         let path = self.dir.join(SEALS_FILE);
-        if !self.files.is_file(&path)? {
+        let Some(bytes) = self.files.read_if_exists(&path)? else {
             return Ok(HashMap::new());
-        }
-        let ledger = seals::decode(&path, &self.files.read(&path)?)?;
+        };
+        let ledger = seals::decode(&path, &bytes)?;
         if ledger.has_garbage {
             self.files
                 .write_atomic(&path, &seals::encode_pending(&ledger.pending))?;
