@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::open;
-use strongroom::format::{STORE_DIR, STORE_NS_DATA};
+use strongroom::format::{META_APPLIED_LSN, STORE_DIR, STORE_NS_DATA};
 use strongroom::{CorruptionKind, Error, SubjectId, TenantId};
 
 /// Every data key and value in the store whose tenant is `tenant`.
@@ -115,4 +115,25 @@ fn a_subject_record_moved_to_another_subject_does_not_open() {
         1
     );
     assert_eq!(results.into_iter().filter(is_record_auth).count(), 1);
+}
+
+/// An applied LSN at the top of the range (the store's own record of how far
+/// it has replayed) is corruption, not an overflow in the replay arithmetic.
+#[test]
+fn an_applied_lsn_out_of_range_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        db.tenant(TenantId(1)).put(b"k", b"v").unwrap();
+    }
+    for applied in [strongroom::format::LSN_MAX, u64::MAX] {
+        raw_put(dir.path(), META_APPLIED_LSN, &applied.to_le_bytes());
+        match strongroom::Db::open(dir.path(), common::options()) {
+            Err(Error::Corruption {
+                kind: CorruptionKind::Malformed(_),
+                ..
+            }) => {}
+            other => panic!("applied LSN {applied}: {:?}", other.err()),
+        }
+    }
 }
