@@ -1,21 +1,38 @@
-//! Group commit: many writers, one leader, one write and one sync.
+//! Group commit, pipelined: many writers, one appender at a time, and the
+//! sync of one group overlapping the append of the next.
 //!
-//! A writer seals its batch on its own thread, queues it and waits. Whoever
-//! finds no leader at work becomes the leader: it takes the queued batches
-//! (up to `GROUP_BYTES_MAX` bytes), writes their frames with one `write`,
-//! syncs once (under `SyncEveryCommit`), applies them to the store in one
-//! RocksDB write, and wakes their writers with their LSNs.
+//! A writer seals its batch on its own thread and queues it. Whoever finds
+//! the append stage free leads a group: it takes the queued batches (up to
+//! `GROUP_BYTES_MAX` bytes), admits them, writes their frames with one
+//! `write`, and hands the append stage to the next queued writer, who leads
+//! the next group while this one syncs. Then the leader waits for a sync
+//! that covers its frames, running it itself if none is in flight (under
+//! `SyncEveryCommit`); applies its group to the store once every earlier
+//! group is applied; and wakes its writers with their LSNs.
 //!
 //! # Invariants
-//! - One leader at a time; it holds the log writer for the whole group, so
-//!   frames reach the store in LSN order and, whenever the writer is free,
-//!   the store has applied every frame the log holds.
-//! - A write is acknowledged only after its frame is synced (under
-//!   `SyncEveryCommit`) and applied to the store.
+//! - One appender at a time, so LSNs follow the queue; `appended_lsn`,
+//!   `synced_lsn` and `applied_lsn` only grow.
+//! - Groups reach the store in LSN order, one after another
+//!   (`applied_lsn` moves from one group's end to the next's), and never
+//!   before a sync covers them under `SyncEveryCommit`: the store never
+//!   holds a frame that a power cut could take from the log.
+//! - A write is acknowledged only once its group is synced (under
+//!   `SyncEveryCommit`) and applied.
+//! - Once a group that took LSNs fails (its sync, its store write, a panic),
+//!   no later group is applied (`failed_from`): the store must never skip a
+//!   frame of the log. Their frames stay in the log; a reopen replays them.
+//! - Admission reads the keyring. A group with an expectation (re-sealing's
+//!   compare-and-swap) also reads the store: it first waits, holding the
+//!   append stage, until every earlier group is applied.
+//!
+//! Writers wait parked, each woken once: to lead, or with its outcome.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread::{self, Thread};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
@@ -30,21 +47,78 @@ use crate::store::key_codec;
 use crate::wal::entry::{self, Entry, Op};
 use crate::wal::{EncodedBatch, LogWriter};
 
+/// What a commit returns: the batch's LSN, or `None` if it was refused.
+type Outcome = Result<Option<u64>>;
+
 struct Request {
-    batch: EncodedBatch,
-    outcome: Mutex<Option<Result<Option<u64>>>>,
+    /// `None`: a caller that wants the append stage to itself
+    /// ([`GroupCommit::exclusive`]); never taken into a group.
+    batch: Option<EncodedBatch>,
+    thread: Thread,
+    slot: Mutex<Slot>,
 }
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Arc<Request>>,
-    leader_active: bool,
+enum Slot {
+    Queued,
+    /// Handed the append stage: lead the next group.
+    Lead,
+    Done(Outcome),
+}
+
+impl Request {
+    fn new(batch: Option<EncodedBatch>) -> Arc<Request> {
+        Arc::new(Request {
+            batch,
+            thread: thread::current(),
+            slot: Mutex::new(Slot::Queued),
+        })
+    }
+
+    fn batch(&self) -> &EncodedBatch {
+        self.batch.as_ref().expect("groups hold batches only")
+    }
+
+    /// Wakes the request's thread with `slot`.
+    fn wake(&self, slot: Slot) {
+        *self.slot.lock() = slot;
+        self.thread.unpark();
+    }
+
+    /// Parks until woken: `None` to lead, or the outcome.
+    fn wait(&self) -> Option<Outcome> {
+        loop {
+            let mut slot = self.slot.lock();
+            match std::mem::replace(&mut *slot, Slot::Queued) {
+                Slot::Queued => {
+                    drop(slot);
+                    thread::park();
+                }
+                Slot::Lead => return None,
+                Slot::Done(outcome) => return Some(outcome),
+            }
+        }
+    }
+}
+
+struct State {
+    queue: VecDeque<Arc<Request>>,
+    /// A leader holds the append stage. Invariant: when it is free the
+    /// queue is empty (a leader leaving hands it to the queue's front).
+    appending: bool,
+    /// An `fdatasync` of the log is in flight.
+    syncing: bool,
+    appended_lsn: u64,
+    synced_lsn: u64,
+    applied_lsn: u64,
+    /// No group whose frames start at or after this LSN will be applied.
+    failed_from: u64,
 }
 
 /// The commit path of one database.
 pub(crate) struct GroupCommit {
-    queue: Mutex<Queue>,
-    done: Condvar,
+    state: Mutex<State>,
+    /// Signalled when a sync ends, a group is applied, or groups fail.
+    progress: Condvar,
     writer: Mutex<LogWriter>,
     sync_every_commit: bool,
     clock: Arc<dyn Clock>,
@@ -52,15 +126,26 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
+    /// Starts the commit path on a writer whose frames the store has all
+    /// applied.
     pub(crate) fn new(
         writer: LogWriter,
         durability: Durability,
         clock: Arc<dyn Clock>,
         last_commit_us: u64,
     ) -> Self {
+        let lsn = writer.written_lsn();
         GroupCommit {
-            queue: Mutex::new(Queue::default()),
-            done: Condvar::new(),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                appending: false,
+                syncing: false,
+                appended_lsn: lsn,
+                synced_lsn: lsn,
+                applied_lsn: lsn,
+                failed_from: u64::MAX,
+            }),
+            progress: Condvar::new(),
             writer: Mutex::new(writer),
             sync_every_commit: durability == Durability::SyncEveryCommit,
             clock,
@@ -74,142 +159,267 @@ impl GroupCommit {
     /// longer holds, an entry of a destroyed scope, or an expectation that no
     /// longer holds. A refused batch writes nothing; the caller re-seals
     /// (and finds out why) and tries again.
-    pub(crate) fn commit(
+    pub(crate) fn commit(&self, store: &Store, keyring: &Keyring, batch: EncodedBatch) -> Outcome {
+        let request = Request::new(Some(batch));
+        if let Some(outcome) = self.enter(&request) {
+            return outcome;
+        }
+        let group = {
+            let mut state = self.state.lock();
+            let mut group = vec![request];
+            take_group(&mut state.queue, &mut group);
+            group
+        };
+        let led = panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, keyring, &group)));
+        let outcome = match led {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                // A bug panicked mid-group: fail it and every later write
+                // rather than leave anyone waiting.
+                self.writer.lock().poison();
+                self.fail_from(0);
+                for request in &group[1..] {
+                    request.wake(Slot::Done(Err(Error::Poisoned)));
+                }
+                panic::resume_unwind(payload);
+            }
+        };
+        let mut outcomes = outcome.as_ref().map(|lsns| lsns.iter());
+        let mut next = || match &mut outcomes {
+            Ok(lsns) => Ok(*lsns.next().expect("an outcome per request")),
+            Err(e) => Err(e.duplicate()),
+        };
+        let own = next();
+        for request in &group[1..] {
+            request.wake(Slot::Done(next()));
+        }
+        own
+    }
+
+    /// Queues `request`, or takes the append stage at once if it is free.
+    /// Returns `None` once the request holds the append stage, or the
+    /// outcome another leader gave it.
+    fn enter(&self, request: &Arc<Request>) -> Option<Outcome> {
+        let mut state = self.state.lock();
+        if !state.appending {
+            debug_assert!(state.queue.is_empty());
+            state.appending = true;
+            return None;
+        }
+        state.queue.push_back(Arc::clone(request));
+        drop(state);
+        request.wait()
+    }
+
+    /// Writes, syncs and applies a group; returns each request's LSN (or
+    /// `None`, refused).
+    fn lead(
         &self,
         store: &Store,
         keyring: &Keyring,
-        batch: EncodedBatch,
-    ) -> Result<Option<u64>> {
-        let request = Arc::new(Request {
-            batch,
-            outcome: Mutex::new(None),
-        });
-        let mut queue = self.queue.lock();
-        queue.waiting.push(Arc::clone(&request));
-        loop {
-            if let Some(outcome) = request.outcome.lock().take() {
-                return outcome;
+        group: &[Arc<Request>],
+    ) -> Result<Vec<Option<u64>>> {
+        let mut lsns = vec![None; group.len()];
+        let mut entries = Vec::new();
+        let (admitted, first_lsn, last_lsn) = {
+            let stage = AppendStage(self);
+            let reads_store = group.iter().any(|r| !r.batch().expect.is_empty());
+            if reads_store {
+                stage.wait_applied_all()?;
             }
-            if !queue.leader_active {
-                queue.leader_active = true;
-                let group = take_group(&mut queue.waiting);
-                let led = MutexGuard::unlocked(&mut queue, || {
-                    panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, keyring, &group)))
-                });
-                if led.is_err() {
-                    // A bug panicked mid-group: fail the group and every
-                    // later write rather than leave the followers waiting.
-                    self.writer.lock().poison();
-                    for request in &group {
-                        request.outcome.lock().get_or_insert(Err(Error::Poisoned));
-                    }
-                }
-                queue.leader_active = false;
-                self.done.notify_all();
-                if let Err(payload) = led {
-                    drop(queue);
-                    panic::resume_unwind(payload);
-                }
-                continue;
+            let mut writer = self.writer.lock();
+            let admitted = Self::admit(store, keyring, group, reads_store, &mut entries)?;
+            if admitted.is_empty() {
+                return Ok(lsns);
             }
-            self.done.wait(&mut queue);
+            let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| group[i].batch()).collect();
+            let first_lsn = writer.append(&batches, self.commit_time_us())?;
+            let last_lsn = first_lsn + batches.len() as u64 - 1;
+            self.state.lock().appended_lsn = last_lsn;
+            (admitted, first_lsn, last_lsn)
+            // The stage passes on here: the next group appends while this
+            // one syncs.
+        };
+        let landed = if self.sync_every_commit {
+            self.wait_synced(first_lsn, last_lsn)
+        } else {
+            Ok(())
         }
+        .and_then(|()| self.apply_in_order(store, &entries, first_lsn, last_lsn));
+        if let Err(e) = landed {
+            self.fail_from(first_lsn);
+            return Err(e);
+        }
+        for (k, &i) in admitted.iter().enumerate() {
+            lsns[i] = Some(first_lsn + k as u64);
+        }
+        Ok(lsns)
     }
 
-    /// Runs one group and records every request's outcome.
-    fn lead(&self, store: &Store, keyring: &Keyring, group: &[Arc<Request>]) {
-        let mut writer = self.writer.lock();
-        let outcome = self.write_group(&mut writer, store, keyring, group);
-        for (i, request) in group.iter().enumerate() {
-            let result = match &outcome {
-                Ok(lsns) => Ok(lsns[i]),
-                Err(e) => Err(e.duplicate()),
-            };
-            *request.outcome.lock() = Some(result);
-        }
+    /// Commit times never go backwards, so restore-by-time is exact.
+    fn commit_time_us(&self) -> u64 {
+        let mut last = self.last_commit_us.lock();
+        *last = (*last).max(self.clock.now_us());
+        *last
     }
 
-    /// Whether a batch may be written now. Runs in the leader, holding the
-    /// writer: the store has applied every frame before this group, and
-    /// `written` holds the keys the group's earlier batches write.
-    fn admissible(
+    /// Picks the batches that may be written now, and decodes their entries
+    /// into `entries`. Runs holding the append stage and the writer; if
+    /// `reads_store`, every earlier group is applied, and `written` keeps
+    /// the keys the group's earlier batches write.
+    fn admit<'g>(
         store: &Store,
         keyring: &Keyring,
-        batch: &EncodedBatch,
-        entries: &[Entry<'_>],
-        written: &HashSet<[u8; STORE_KEY_LEN]>,
-    ) -> Result<bool> {
+        group: &'g [Arc<Request>],
+        reads_store: bool,
+        entries: &mut Vec<Entry<'g>>,
+    ) -> Result<Vec<usize>> {
+        let mut admitted = Vec::with_capacity(group.len());
+        let mut written = HashSet::<[u8; STORE_KEY_LEN]>::new();
+        for (i, request) in group.iter().enumerate() {
+            let batch = request.batch();
+            let start = entries.len();
+            entry::decode_into(&batch.entries, batch.count, entries)
+                .expect("batches are encoded by this process");
+            let decoded = &entries[start..];
+            let mut admissible = Self::under_live_keys(keyring, decoded)?;
+            for (key, expected) in &batch.expect {
+                admissible = admissible
+                    && !written.contains(key)
+                    && store.get(key, None)?.as_deref() == Some(&expected[..]);
+            }
+            if !admissible {
+                entries.truncate(start);
+                continue;
+            }
+            if reads_store {
+                written.extend(
+                    decoded
+                        .iter()
+                        .map(|e| key_codec::data_key(e.scope, &e.token)),
+                );
+            }
+            admitted.push(i);
+        }
+        Ok(admitted)
+    }
+
+    /// Whether every entry's scope lives and every put is sealed under a
+    /// key version the keyring still holds.
+    fn under_live_keys(keyring: &Keyring, entries: &[Entry<'_>]) -> Result<bool> {
         for entry in entries {
             if keyring.is_destroyed(entry.scope)? {
                 return Ok(false);
             }
-            let sealed_under_live_key = match entry.op {
-                Op::Put(_) => keyring
+            if let Op::Put(_) = entry.op
+                && keyring
                     .lookup(entry.scope, Some(entry.key_version))?
-                    .is_some(),
-                Op::Delete => true,
-            };
-            if !sealed_under_live_key {
-                return Ok(false);
-            }
-        }
-        for (key, expected) in &batch.expect {
-            if written.contains(key) || store.get(key, None)?.as_deref() != Some(&expected[..]) {
+                    .is_none()
+            {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    fn write_group(
-        &self,
-        writer: &mut LogWriter,
-        store: &Store,
-        keyring: &Keyring,
-        group: &[Arc<Request>],
-    ) -> Result<Vec<Option<u64>>> {
-        let commit_us = {
-            // Commit times never go backwards, so restore-by-time is exact.
-            let mut last = self.last_commit_us.lock();
-            *last = (*last).max(self.clock.now_us());
-            *last
-        };
-        let mut outcomes = vec![None; group.len()];
-        let mut admitted = Vec::with_capacity(group.len());
-        let mut entries = Vec::new();
-        let mut written = HashSet::new();
-        for (i, request) in group.iter().enumerate() {
-            let decoded = entry::decode_all(&request.batch.entries, request.batch.count)
-                .expect("batches are encoded by this process");
-            if !Self::admissible(store, keyring, &request.batch, &decoded, &written)? {
+    /// Waits until a sync covers `last_lsn`, running one if none is in
+    /// flight. Syncs run without the writer, so appends go on meanwhile.
+    fn wait_synced(&self, first_lsn: u64, last_lsn: u64) -> Result<()> {
+        let mut state = self.state.lock();
+        loop {
+            if state.synced_lsn >= last_lsn {
+                return Ok(());
+            }
+            if state.failed_from <= first_lsn {
+                return Err(Error::Poisoned);
+            }
+            if state.syncing {
+                self.progress.wait(&mut state);
                 continue;
             }
-            written.extend(
-                decoded
-                    .iter()
-                    .map(|e| key_codec::data_key(e.scope, &e.token)),
-            );
-            entries.extend(decoded);
-            admitted.push(i);
+            state.syncing = true;
+            let synced = MutexGuard::unlocked(&mut state, || self.sync_log());
+            state.syncing = false;
+            self.progress.notify_all();
+            state.synced_lsn = state.synced_lsn.max(synced?);
         }
-        if admitted.is_empty() {
-            return Ok(outcomes);
+    }
+
+    /// Applies a group to the store right after the group before it.
+    fn apply_in_order(
+        &self,
+        store: &Store,
+        entries: &[Entry<'_>],
+        first_lsn: u64,
+        last_lsn: u64,
+    ) -> Result<()> {
+        let mut state = self.state.lock();
+        while state.applied_lsn + 1 != first_lsn && state.failed_from > first_lsn {
+            self.progress.wait(&mut state);
         }
-        let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| &group[i].batch).collect();
-        let first_lsn = writer.append(&batches, commit_us)?;
-        if self.sync_every_commit {
-            writer.sync()?;
+        if state.failed_from <= first_lsn {
+            return Err(Error::Poisoned);
         }
-        let last_lsn = first_lsn + batches.len() as u64 - 1;
-        store.apply(&entries, last_lsn).inspect_err(|_| {
+        drop(state);
+        store.apply(entries, last_lsn).inspect_err(|_| {
             // The log holds frames the store does not: only a reopen (which
             // replays them) brings the two level again.
-            writer.poison();
+            self.writer.lock().poison();
         })?;
-        for (k, &i) in admitted.iter().enumerate() {
-            outcomes[i] = Some(first_lsn + k as u64);
-        }
-        Ok(outcomes)
+        let mut state = self.state.lock();
+        debug_assert!(state.applied_lsn < last_lsn);
+        state.applied_lsn = last_lsn;
+        self.progress.notify_all();
+        Ok(())
+    }
+
+    /// No group from `lsn` on will be applied.
+    fn fail_from(&self, lsn: u64) {
+        let mut state = self.state.lock();
+        state.failed_from = state.failed_from.min(lsn);
+        self.progress.notify_all();
+    }
+
+    /// Makes every frame written so far durable, without holding the writer
+    /// while the disk works.
+    pub(crate) fn sync(&self) -> Result<()> {
+        let synced = self.sync_log()?;
+        let mut state = self.state.lock();
+        state.synced_lsn = state.synced_lsn.max(synced);
+        Ok(())
+    }
+
+    /// Syncs the log, holding the writer only to begin and to finish;
+    /// returns the LSN up to which it is durable.
+    fn sync_log(&self) -> Result<u64> {
+        let pending = self.writer.lock().begin_sync()?;
+        let result = pending.run();
+        self.writer.lock().finish_sync(pending, result)
+    }
+
+    /// LSN of the last group applied to the store: every write up to it is
+    /// acknowledged, or about to be.
+    pub(crate) fn applied_lsn(&self) -> u64 {
+        self.state.lock().applied_lsn
+    }
+
+    /// Waits for the append stage and for every group before to be applied,
+    /// and holds both: no frame is written until the guard drops, and the
+    /// store holds every frame the log does. For work that must see the
+    /// store level with the log (finishing a key rotation).
+    pub(crate) fn exclusive(&self) -> Result<Exclusive<'_>> {
+        let request = Request::new(None);
+        let entered = self.enter(&request);
+        assert!(
+            entered.is_none(),
+            "no leader takes a request without a batch"
+        );
+        let stage = AppendStage(self);
+        stage.wait_applied_all()?;
+        Ok(Exclusive {
+            writer: self.writer.lock(),
+            _stage: stage,
+        })
     }
 
     /// The log writer, for syncing on an interval and removing segments.
@@ -218,17 +428,69 @@ impl GroupCommit {
     }
 }
 
-/// Takes queued requests from the front, up to `GROUP_BYTES_MAX` bytes of
-/// entries (always at least one).
-fn take_group(waiting: &mut Vec<Arc<Request>>) -> Vec<Arc<Request>> {
-    let mut bytes = 0;
-    let mut n = 0;
-    for request in waiting.iter() {
-        bytes += request.batch.entries.len() + PAYLOAD_HEADER_LEN;
-        if n > 0 && bytes > GROUP_BYTES_MAX {
+/// The append stage, held: dropping it hands it to the next queued request.
+struct AppendStage<'a>(&'a GroupCommit);
+
+impl AppendStage<'_> {
+    /// Waits until every group appended so far is applied. Only the holder
+    /// of the append stage may wait for this: nobody appends meanwhile.
+    fn wait_applied_all(&self) -> Result<()> {
+        let commit = self.0;
+        let mut state = commit.state.lock();
+        while state.applied_lsn < state.appended_lsn {
+            if state.failed_from <= state.applied_lsn + 1 {
+                return Err(Error::Poisoned);
+            }
+            commit.progress.wait(&mut state);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AppendStage<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        match state.queue.pop_front() {
+            Some(next) => next.wake(Slot::Lead),
+            None => state.appending = false,
+        }
+    }
+}
+
+/// The log writer, with no group in flight and none allowed to start.
+pub(crate) struct Exclusive<'a> {
+    // Fields drop in order: the writer before the stage.
+    writer: MutexGuard<'a, LogWriter>,
+    _stage: AppendStage<'a>,
+}
+
+impl Deref for Exclusive<'_> {
+    type Target = LogWriter;
+    fn deref(&self) -> &LogWriter {
+        &self.writer
+    }
+}
+
+impl DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut LogWriter {
+        &mut self.writer
+    }
+}
+
+/// Moves queued requests from the front into `group`, while their entries
+/// stay within `GROUP_BYTES_MAX` bytes (the group's first request may alone
+/// be larger), stopping at one that wants the append stage to itself.
+fn take_group(queue: &mut VecDeque<Arc<Request>>, group: &mut Vec<Arc<Request>>) {
+    let mut bytes: usize = group
+        .iter()
+        .map(|r| r.batch().entries.len() + PAYLOAD_HEADER_LEN)
+        .sum();
+    while let Some(request) = queue.front() {
+        let Some(batch) = &request.batch else { break };
+        bytes += batch.entries.len() + PAYLOAD_HEADER_LEN;
+        if bytes > GROUP_BYTES_MAX {
             break;
         }
-        n += 1;
+        group.push(queue.pop_front().expect("front exists"));
     }
-    waiting.drain(..n).collect()
 }

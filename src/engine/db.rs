@@ -121,7 +121,7 @@ impl Db {
     /// Makes every acknowledged write durable (useful under
     /// [`Durability::SyncInterval`]; a no-op under the default).
     pub fn sync(&self) -> Result<()> {
-        self.inner.commit.writer().lock().sync()
+        self.inner.commit.sync()
     }
 
     /// Flushes the store to its files and removes the log segments that the
@@ -151,7 +151,7 @@ impl Db {
 
     /// LSN of the last committed batch (0 for an empty database).
     pub fn last_lsn(&self) -> crate::Lsn {
-        crate::Lsn(self.inner.commit.writer().lock().written_lsn())
+        crate::Lsn(self.inner.commit.applied_lsn())
     }
 
     /// Stops background work, syncs the log and flushes the store.
@@ -189,8 +189,7 @@ impl Inner {
 
     /// Flushes the store, then removes sealed segments it made redundant.
     pub(crate) fn checkpoint(&self) -> Result<()> {
-        // Whenever the writer is free the store has applied all it wrote.
-        let lsn = self.commit.writer().lock().written_lsn();
+        let lsn = self.commit.applied_lsn();
         self.store.flush()?;
         let removed = self.commit.writer().lock().remove_segments_through(lsn)?;
         if removed > 0 {
@@ -253,7 +252,7 @@ impl Background {
                 inner,
                 &stop,
                 interval,
-                |inner| inner.commit.writer().lock().sync(),
+                |inner| inner.commit.sync(),
             ));
         }
         Background { stop, threads }

@@ -24,7 +24,7 @@ impl Inner {
         // version retired, a scope destroyed): the loop makes progress.
         loop {
             let Some(encoded) = self.seal_batch(scope, batch)? else {
-                return Ok(Lsn(self.commit.writer().lock().written_lsn()));
+                return Ok(Lsn(self.commit.applied_lsn()));
             };
             if let Some(lsn) = self.commit.commit(&self.store, &self.keyring, encoded)? {
                 return Ok(Lsn(lsn));

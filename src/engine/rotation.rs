@@ -81,7 +81,7 @@ impl Inner {
             // Commits pause while the last scan runs and the old versions
             // go, so no put sealed under an old version can land in between
             // (the leader refuses those once they are gone).
-            let mut writer = self.commit.writer().lock();
+            let mut writer = self.commit.exclusive()?;
             let start = key_codec::scope_prefix(scope);
             if self.reseal_batch(scope, &newest, &start)?.0.count > 0 {
                 continue; // stragglers sealed before the rotation: once more

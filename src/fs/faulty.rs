@@ -537,7 +537,7 @@ impl FileSystem for FaultyFileSystem {
 }
 
 impl FaultyFile {
-    fn sync(&mut self, data_only: bool) -> io::Result<()> {
+    fn sync(&self, data_only: bool) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check(Op::Sync, &self.path).map_err(fault_error)?;
         if data_only {
@@ -554,27 +554,27 @@ impl FaultyFile {
 }
 
 impl WritableFile for FaultyFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
         let mut s = self.state.lock();
         match s.check(Op::Write, &self.path) {
-            Ok(()) => self.file.write_all(buf),
+            Ok(()) => (&self.file).write_all(buf),
             Err(Fault::ShortWrite) => {
-                self.file.write_all(&buf[..buf.len() / 2])?;
+                (&self.file).write_all(&buf[..buf.len() / 2])?;
                 Err(fault_error(Fault::ShortWrite))
             }
             Err(fault) => Err(fault_error(fault)),
         }
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.sync(true)
     }
 
-    fn sync_all(&mut self) -> io::Result<()> {
+    fn sync_all(&self) -> io::Result<()> {
         self.sync(false)
     }
 
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check(Op::SetLen, &self.path).map_err(fault_error)?;
         self.file.set_len(len)
@@ -591,7 +591,7 @@ mod tests {
     use super::*;
 
     fn write(fs: &FaultyFileSystem, path: &Path, bytes: &[u8], sync: bool) {
-        let mut f = fs.create_new(path).unwrap();
+        let f = fs.create_new(path).unwrap();
         f.append(bytes).unwrap();
         if sync {
             f.sync_data().unwrap();
@@ -605,7 +605,7 @@ mod tests {
         fs::write(d.join("old"), b"before").unwrap();
         let faulty = FaultyFileSystem::new();
         // Synced data in a synced folder entry; then an unsynced append.
-        let mut a = faulty.create_new(&d.join("a")).unwrap();
+        let a = faulty.create_new(&d.join("a")).unwrap();
         a.append(b"hello").unwrap();
         a.sync_data().unwrap();
         faulty.sync_dir(d).unwrap();
@@ -657,11 +657,11 @@ mod tests {
         let faulty = FaultyFileSystem::new();
         faulty.fail_once(Op::Sync, "x", 2, Fault::Eio);
         faulty.fail_from(Op::Write, "y", 1, Fault::ShortWrite);
-        let mut x = faulty.create_new(&d.join("x")).unwrap();
+        let x = faulty.create_new(&d.join("x")).unwrap();
         x.sync_data().unwrap();
         assert_eq!(x.sync_data().unwrap_err().raw_os_error(), Some(EIO));
         x.sync_data().unwrap();
-        let mut y = faulty.create_new(&d.join("y")).unwrap();
+        let y = faulty.create_new(&d.join("y")).unwrap();
         for _ in 0..2 {
             let e = y.append(b"abcd").unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::StorageFull);

@@ -61,24 +61,26 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 }
 
-/// A file open for appending.
+/// A file open for appending. Like `std::fs::File`, every method takes
+/// `&self`: the log appends to a segment on one thread while another thread
+/// syncs it.
 pub trait WritableFile: Send + Sync + fmt::Debug {
     /// Appends all of `buf` at the end of the file. On error, a prefix of it
     /// may have been written.
-    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    fn append(&self, buf: &[u8]) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
-    fn sync_data(&mut self) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and metadata durable (`fsync`).
-    fn sync_all(&mut self) -> io::Result<()>;
+    fn sync_all(&self) -> io::Result<()>;
     /// Truncates (or extends with zeros) the file to `len` bytes.
-    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
     /// Reserves disk blocks for the file's first `len` bytes without
     /// changing its length, so that appends up to there need no block
     /// allocation in their sync. A hint: the default does nothing, and
     /// callers ignore errors.
-    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+    fn preallocate(&self, len: u64) -> io::Result<()> {
         let _ = len;
         Ok(())
     }
@@ -168,7 +170,7 @@ impl Files {
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = tmp_path(path);
         {
-            let mut file = self.0.create_truncate(&tmp).at(&tmp)?;
+            let file = self.0.create_truncate(&tmp).at(&tmp)?;
             file.append(bytes).at(&tmp)?;
             file.sync_all().at(&tmp)?;
         }

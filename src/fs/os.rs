@@ -75,19 +75,19 @@ impl FileSystem for OsFileSystem {
 }
 
 impl WritableFile for OsFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
+        (&self.0).write_all(buf)
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 
-    fn sync_all(&mut self) -> io::Result<()> {
+    fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
     }
 
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
 
@@ -96,7 +96,7 @@ impl WritableFile for OsFile {
     }
 
     #[cfg(target_os = "linux")]
-    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+    fn preallocate(&self, len: u64) -> io::Result<()> {
         use rustix::fs::{FallocateFlags, fallocate};
         fallocate(&self.0, FallocateFlags::KEEP_SIZE, 0, len).map_err(io::Error::from)
     }

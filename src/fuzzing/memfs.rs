@@ -182,19 +182,19 @@ impl MemFile {
 }
 
 impl WritableFile for MemFile {
-    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn append(&self, buf: &[u8]) -> io::Result<()> {
         self.with(|bytes| bytes.extend_from_slice(buf))
     }
 
-    fn sync_data(&mut self) -> io::Result<()> {
+    fn sync_data(&self) -> io::Result<()> {
         self.with(|_| ())
     }
 
-    fn sync_all(&mut self) -> io::Result<()> {
+    fn sync_all(&self) -> io::Result<()> {
         self.with(|_| ())
     }
 
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> io::Result<()> {
         self.with(|bytes| bytes.resize(len as usize, 0))
     }
 

@@ -61,11 +61,22 @@ pub(crate) struct EntryError {
 /// Decodes `count` entries that must fill `bytes` exactly.
 pub(crate) fn decode_all(bytes: &[u8], count: u32) -> Result<Vec<Entry<'_>>, EntryError> {
     let mut entries = Vec::with_capacity((count as usize).min(bytes.len() / ENTRY_HEADER_LEN));
+    decode_into(bytes, count, &mut entries)?;
+    Ok(entries)
+}
+
+/// Like [`decode_all`], appending the entries to `out` (which keeps what it
+/// held before, and may hold some of them on error).
+pub(crate) fn decode_into<'a>(
+    bytes: &'a [u8],
+    count: u32,
+    out: &mut Vec<Entry<'a>>,
+) -> Result<(), EntryError> {
     let mut at = 0;
     for _ in 0..count {
         let (entry, len) =
             decode_one(&bytes[at..]).map_err(|what| EntryError { offset: at, what })?;
-        entries.push(entry);
+        out.push(entry);
         at += len;
     }
     if at != bytes.len() {
@@ -74,7 +85,7 @@ pub(crate) fn decode_all(bytes: &[u8], count: u32) -> Result<Vec<Entry<'_>>, Ent
             what: "bytes after the last entry",
         });
     }
-    Ok(entries)
+    Ok(())
 }
 
 fn decode_one(bytes: &[u8]) -> Result<(Entry<'_>, usize), &'static str> {

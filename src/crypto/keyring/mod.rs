@@ -814,7 +814,7 @@ fn append_record(files: &Files, path: &Path, header: &[u8], record: &[u8]) -> Re
         bytes.extend_from_slice(record);
         return files.write_atomic(path, &bytes);
     }
-    let mut file = files.open_append(path)?;
+    let file = files.open_append(path)?;
     let len = file.size().at(path)?;
     if let Err(source) = file.append(record).and_then(|()| file.sync_data()) {
         let _ = file.set_len(len).and_then(|()| file.sync_data());
