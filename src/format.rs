@@ -49,6 +49,10 @@ pub const LOG_ID_LEN: usize = 16;
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 /// Smallest segment size an `Options` may ask for (tests use small segments).
 pub const SEGMENT_BYTES_MIN: u64 = 4 << 10;
+/// Under `SyncEveryCommit` the log writes and syncs this many zero bytes
+/// ahead of its frames at a time (about 1 ms here), so that a frame's
+/// fdatasync need not commit file-system metadata (see `wal/writer.rs`).
+pub const SEGMENT_ZERO_FILL_BYTES: u64 = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // Frames

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{fix_crc, frames, open, segments};
+use common::{fix_crc, frames, frames_only, open, segments};
 use strongroom::format::{FRAME_HEADER_LEN, OP_DELETE, OP_PUT, PAYLOAD_HEADER_LEN};
 use strongroom::{CorruptionKind, Db, Error, TenantId};
 
@@ -32,7 +32,7 @@ fn torn_tail_is_truncated_on_recovery() {
     let dir = tempfile::tempdir().unwrap();
     database_with_frames(dir.path(), 10);
     let segment = segments(dir.path()).pop().unwrap();
-    let clean = std::fs::read(&segment).unwrap();
+    let clean = frames_only(&std::fs::read(&segment).unwrap());
     // A torn write: the first part of one more frame.
     let (at, len) = frames(&clean)[3];
     let mut torn = clean.clone();
@@ -146,7 +146,7 @@ fn frames_swapped_or_replayed_break_the_mac_chain() {
     let dir = tempfile::tempdir().unwrap();
     database_with_frames(dir.path(), 6);
     let segment = segments(dir.path()).pop().unwrap();
-    let bytes = std::fs::read(&segment).unwrap();
+    let bytes = frames_only(&std::fs::read(&segment).unwrap());
     let f = frames(&bytes);
     // Replay frame 2 at the end.
     let mut replayed = bytes.clone();
@@ -224,4 +224,45 @@ fn a_log_that_lost_unapplied_frames_is_a_gap_not_silence() {
         matches!(kind, CorruptionKind::LogGap { applied: 0, .. }),
         "{kind:?}"
     );
+}
+
+#[test]
+fn the_log_is_zero_filled_ahead_and_a_stray_byte_there_is_cut_like_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_frames(dir.path(), 5);
+    let segment = segments(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    let data = frames_only(&bytes);
+    // Under SyncEveryCommit the writer syncs zeros ahead of its frames.
+    assert!(bytes.len() > data.len(), "zeros follow the frames");
+    assert!(bytes[data.len()..].iter().all(|&b| b == 0));
+    // A stray byte among the zeros is a bad frame at the end of the last
+    // segment that nothing vouches for: cut off, and nothing is lost.
+    let mut stray = bytes.clone();
+    stray[data.len() + 100] = 0x40;
+    std::fs::write(&segment, &stray).unwrap();
+    let db = open(dir.path());
+    assert_eq!(std::fs::read(&segment).unwrap(), data);
+    for i in 0..5u32 {
+        assert_eq!(
+            db.tenant(TenantId(1)).get(&i.to_le_bytes()).unwrap(),
+            Some(format!("value {i}").into_bytes())
+        );
+    }
+    assert_eq!(db.last_lsn().0, 5);
+}
+
+#[test]
+fn a_zeroed_frame_with_frames_after_it_is_not_the_end_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_frames(dir.path(), 6);
+    let segment = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let f = frames(&bytes);
+    // Zeros where frame 2 was: the frames after it (vouching for it, as
+    // each commit synced) make this corruption, not a clean end.
+    bytes[f[2].0..f[2].0 + f[2].1].fill(0);
+    std::fs::write(&segment, &bytes).unwrap();
+    let (_, offset, _) = expect_corruption(dir.path());
+    assert_eq!(offset, f[2].0 as u64);
 }

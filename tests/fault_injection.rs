@@ -13,7 +13,7 @@ use std::sync::{Arc, Barrier};
 
 use common::options;
 use strongroom::fs::{Fault, FaultyFileSystem, Op};
-use strongroom::{Db, Error, ScopeState, ShredOptions, TenantId};
+use strongroom::{Db, Durability, Error, ScopeState, ShredOptions, TenantId};
 
 fn open_faulty(dir: &std::path::Path, fs: &Arc<FaultyFileSystem>) -> Db {
     Db::open(dir, options().file_system(fs.clone())).expect("open")
@@ -126,7 +126,15 @@ fn no_writer_of_a_group_whose_sync_failed_is_acknowledged() {
 fn a_full_disk_is_a_typed_error_and_writes_resume_when_space_is_back() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFileSystem::new();
-    let db = open_faulty(dir.path(), &fs);
+    // Under SyncInterval the log appends to its segment (no zero fill), so
+    // a full disk strikes in the middle of a frame.
+    let db = Db::open(
+        dir.path(),
+        options()
+            .file_system(fs.clone())
+            .durability(Durability::SyncInterval(std::time::Duration::from_secs(60))),
+    )
+    .unwrap();
     let tenant = db.tenant(TenantId(1));
     for i in 0..10 {
         tenant.put(&key(i), &value(i)).unwrap();
@@ -150,6 +158,52 @@ fn a_full_disk_is_a_typed_error_and_writes_resume_when_space_is_back() {
     for i in 0..20 {
         let expected = (!(10..15).contains(&i)).then(|| value(i));
         assert_eq!(tenant.get(&key(i)).unwrap(), expected, "key {i}");
+    }
+}
+
+#[test]
+fn a_full_disk_when_the_log_zero_fills_ahead_is_a_typed_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFileSystem::new();
+    let db = Db::open(
+        dir.path(),
+        options().file_system(fs.clone()).segment_bytes_max(8 << 20),
+    )
+    .unwrap();
+    let tenant = db.tenant(TenantId(1));
+    let big = |i: usize| vec![i as u8; 60 << 10];
+    let segment = common::segments(dir.path()).pop().unwrap();
+    let room = || {
+        let bytes = std::fs::read(&segment).unwrap();
+        bytes.len() - common::frames_only(&bytes).len()
+    };
+    // Write until the next record no longer fits in the zeros synced ahead.
+    let mut i = 0;
+    while room() > (61 << 10) {
+        tenant.put(&key(i), &big(i)).unwrap();
+        i += 1;
+    }
+    let acked = i;
+    let len_before = std::fs::metadata(&segment).unwrap().len();
+    // The disk fills up in the middle of the next fill.
+    fs.fail_from(Op::Write, ".wal", 1, Fault::ShortWrite);
+    for j in acked..acked + 3 {
+        let full = tenant.put(&key(j), &big(j));
+        assert!(matches!(full, Err(Error::NoSpace { .. })), "{full:?}");
+    }
+    // The failed fill was cut back: the zeros and frames are as they were.
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), len_before);
+    fs.heal();
+    for j in acked + 3..acked + 6 {
+        tenant.put(&key(j), &big(j)).unwrap();
+    }
+    drop(db);
+    fs.apply_power_cut(11).unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let tenant = db.tenant(TenantId(1));
+    for j in 0..acked + 6 {
+        let expected = (!(acked..acked + 3).contains(&j)).then(|| big(j));
+        assert_eq!(tenant.get(&key(j)).unwrap(), expected, "key {j}");
     }
 }
 

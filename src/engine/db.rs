@@ -18,7 +18,7 @@ use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_D
 use crate::fs::Files;
 use crate::options::{Durability, MasterKeySource, Options};
 use crate::store::Store;
-use crate::wal::LogWriter;
+use crate::wal::{LogWriter, SegmentOptions};
 
 /// How often the background thread runs maintenance: removing redundant
 /// log segments, and completing shreds whose deadline has passed.
@@ -89,7 +89,10 @@ impl Db {
             &wal_dir,
             log_id,
             mac_key,
-            options.segment_bytes_max,
+            SegmentOptions {
+                bytes_max: options.segment_bytes_max,
+                zero_fill: options.durability == Durability::SyncEveryCommit,
+            },
             &replayed.log,
             store.applied_lsn()?,
         )?;

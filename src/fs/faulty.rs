@@ -231,14 +231,23 @@ impl FaultyFileSystem {
                         let mut bytes = synced.clone();
                         if live == Some(Entry::File(node)) {
                             let now = fs::read(&path)?;
-                            if now.len() > synced.len() && now.starts_with(&synced) {
-                                let extra = now.len() - synced.len();
+                            // What changed since the sync, from the first
+                            // byte that differs (appends, or frames written
+                            // over zeros): a random prefix of it survives.
+                            let same = now.iter().zip(&synced).take_while(|(a, b)| a == b).count();
+                            if now.len() >= synced.len() && same < now.len() {
+                                let changed = now.len() - same;
                                 let kept = match rng.next() % 3 {
                                     0 => 0,
-                                    1 => extra,
-                                    _ => (rng.next() % (extra as u64 + 1)) as usize,
+                                    1 => changed,
+                                    _ => (rng.next() % (changed as u64 + 1)) as usize,
                                 };
-                                bytes.extend_from_slice(&now[synced.len()..synced.len() + kept]);
+                                let end = same + kept;
+                                bytes[same..end.min(synced.len())]
+                                    .copy_from_slice(&now[same..end.min(synced.len())]);
+                                if end > synced.len() {
+                                    bytes.extend_from_slice(&now[synced.len()..end]);
+                                }
                             }
                             if bytes.len() != now.len() || bytes != now {
                                 report.files_cut += 1;
@@ -433,7 +442,7 @@ impl FaultyFileSystem {
 impl FileSystem for FaultyFileSystem {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut how = OpenOptions::new();
-        how.read(true).append(true).create_new(true);
+        how.read(true).write(true).create_new(true);
         self.open(path, &how)
     }
 
@@ -446,6 +455,12 @@ impl FileSystem for FaultyFileSystem {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut how = OpenOptions::new();
         how.read(true).append(true);
+        self.open(path, &how)
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let mut how = OpenOptions::new();
+        how.read(true).write(true);
         self.open(path, &how)
     }
 
@@ -560,6 +575,19 @@ impl WritableFile for FaultyFile {
             Ok(()) => (&self.file).write_all(buf),
             Err(Fault::ShortWrite) => {
                 (&self.file).write_all(&buf[..buf.len() / 2])?;
+                Err(fault_error(Fault::ShortWrite))
+            }
+            Err(fault) => Err(fault_error(fault)),
+        }
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut s = self.state.lock();
+        match s.check(Op::Write, &self.path) {
+            Ok(()) => self.file.write_all_at(buf, offset),
+            Err(Fault::ShortWrite) => {
+                self.file.write_all_at(&buf[..buf.len() / 2], offset)?;
                 Err(fault_error(Fault::ShortWrite))
             }
             Err(fault) => Err(fault_error(fault)),

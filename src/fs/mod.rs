@@ -37,12 +37,15 @@ pub enum Kind {
 /// The file-system operations the engine uses. Implementations must be safe
 /// to call from many threads.
 pub trait FileSystem: Send + Sync + fmt::Debug {
-    /// Creates a new file for appending; fails if it exists.
+    /// Creates a new, empty file, to be written with
+    /// [`WritableFile::write_at`]; fails if it exists.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Creates a file for appending, emptying it if it exists.
     fn create_truncate(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for appending.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens an existing file to be written with [`WritableFile::write_at`].
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// What `path` names, or `None` if nothing.
@@ -65,9 +68,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
 /// `&self`: the log appends to a segment on one thread while another thread
 /// syncs it.
 pub trait WritableFile: Send + Sync + fmt::Debug {
-    /// Appends all of `buf` at the end of the file. On error, a prefix of it
-    /// may have been written.
+    /// Appends all of `buf` at the end of a file opened for appending. On
+    /// error, a prefix of it may have been written.
     fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` of a file opened by
+    /// [`FileSystem::create_new`] or [`FileSystem::open_write`], extending
+    /// it if needed. On error, a prefix of it may have been written.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Makes the file's data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and metadata durable (`fsync`).
@@ -102,6 +109,10 @@ impl Files {
 
     pub(crate) fn open_append(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
         self.0.open_append(path).at(path)
+    }
+
+    pub(crate) fn open_write(&self, path: &Path) -> Result<Box<dyn WritableFile>> {
+        self.0.open_write(path).at(path)
     }
 
     /// Reads a whole file.

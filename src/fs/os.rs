@@ -15,10 +15,8 @@ struct OsFile(File);
 
 impl FileSystem for OsFileSystem {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(path)?;
+        // Not O_APPEND: Linux's pwrite ignores the offset under it.
+        let file = OpenOptions::new().create_new(true).write(true).open(path)?;
         Ok(Box::new(OsFile(file)))
     }
 
@@ -33,6 +31,11 @@ impl FileSystem for OsFileSystem {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(OsFile(file)))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new().write(true).open(path)?;
         Ok(Box::new(OsFile(file)))
     }
 
@@ -77,6 +80,11 @@ impl FileSystem for OsFileSystem {
 impl WritableFile for OsFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         (&self.0).write_all(buf)
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.0.write_all_at(buf, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -116,7 +116,10 @@ pub fn recovery(data: &[u8]) {
         &dir,
         LOG_ID,
         key.clone(),
-        crate::format::SEGMENT_BYTES_MIN,
+        crate::wal::SegmentOptions {
+            bytes_max: crate::format::SEGMENT_BYTES_MIN,
+            zero_fill: true,
+        },
         &summary,
         store_applied,
     ) {

@@ -90,6 +90,10 @@ impl FileSystem for MemFs {
         self.open(path, false, false)
     }
 
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.open(path, false, false)
+    }
+
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.0.lock().files.get(path).cloned().ok_or_else(not_found)
     }
@@ -184,6 +188,18 @@ impl MemFile {
 impl WritableFile for MemFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         self.with(|bytes| bytes.extend_from_slice(buf))
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let start =
+            usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.with(|bytes| {
+            let end = start + buf.len();
+            if bytes.len() < end {
+                bytes.resize(end, 0);
+            }
+            bytes[start..end].copy_from_slice(buf);
+        })
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -49,7 +49,7 @@ use crate::wal::entry::{self, Op};
 use crate::wal::frame::{self, Mac, PayloadHeader};
 use crate::wal::reader::LogSummary;
 use crate::wal::writer::EncodedBatch;
-use crate::wal::{LogWriter, read_log};
+use crate::wal::{LogWriter, SegmentOptions, read_log};
 
 /// The master key of every fuzzed manifest.
 pub const MASTER_KEY: [u8; KEY_LEN] = [0x5a; KEY_LEN];
@@ -234,8 +234,19 @@ fn seed_log() -> BTreeMap<PathBuf, Vec<u8>> {
         last_commit_us: 0,
         torn_tail: None,
     };
-    let mut writer = LogWriter::open(&files, &dir, LOG_ID, mac_key(), 300, &empty, 0)
-        .expect("a log in memory opens");
+    let mut writer = LogWriter::open(
+        &files,
+        &dir,
+        LOG_ID,
+        mac_key(),
+        SegmentOptions {
+            bytes_max: 300,
+            zero_fill: true,
+        },
+        &empty,
+        0,
+    )
+    .expect("a log in memory opens");
     let (key, _) = record_key();
     for n in 0..6u32 {
         let mut batch = EncodedBatch::default();

@@ -11,4 +11,4 @@ pub(crate) mod segment;
 pub(crate) mod writer;
 
 pub(crate) use reader::{LogSummary, read_log};
-pub(crate) use writer::{EncodedBatch, LogWriter};
+pub(crate) use writer::{EncodedBatch, LogWriter, SegmentOptions};

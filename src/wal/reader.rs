@@ -12,6 +12,10 @@
 //! been synced, and the damage is corruption, not a torn write. Frames after
 //! an unvouched bad frame were never synced either. In any other segment a
 //! bad frame is corruption.
+//!
+//! A segment's frames end at the end of the file, or where nothing but zeros
+//! follows (the writer zero-fills ahead of its frames). Zeros followed by
+//! anything else are a bad frame like any other.
 
 use std::path::{Path, PathBuf};
 
@@ -146,7 +150,12 @@ fn read_segment(
     let mut at = SEGMENT_HEADER_LEN;
     let mut expected_lsn = header.first_lsn;
     let mut last_lsn = None;
+    let mut end = bytes.len();
     while at < bytes.len() {
+        if bytes[at..].iter().all(|&b| b == 0) {
+            end = at;
+            break;
+        }
         let corrupt = |offset: usize, kind| Error::corruption(path, offset as u64, kind);
         let raw = match frame::parse(&bytes[at..]) {
             Ok(raw) => raw,
@@ -204,10 +213,7 @@ fn read_segment(
         path: path.to_path_buf(),
         first_lsn: header.first_lsn,
         last_lsn,
-        valid_len: summary
-            .torn_tail
-            .as_ref()
-            .map_or(bytes.len() as u64, |t| t.offset),
+        valid_len: summary.torn_tail.as_ref().map_or(end as u64, |t| t.offset),
     })
 }
 
@@ -293,7 +299,10 @@ mod tests {
             dir.path(),
             LOG_ID,
             key.clone(),
-            1 << 20,
+            crate::wal::SegmentOptions {
+                bytes_max: 1 << 20,
+                zero_fill: false,
+            },
             &summary,
             0,
         )

@@ -57,11 +57,12 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     s
 }
 
-/// (offset, total length) of every frame of a segment's bytes.
+/// (offset, total length) of every frame of a segment's bytes. Frames end
+/// at the file's end or where only zeros follow (the writer zero-fills ahead).
 pub fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut at = SEGMENT_HEADER_LEN;
-    while at + FRAME_HEADER_LEN <= segment.len() {
+    while at + FRAME_HEADER_LEN <= segment.len() && segment[at..].iter().any(|&b| b != 0) {
         let len = u32::from_le_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
         let total = FRAME_HEADER_LEN + len + MAC_LEN;
         assert!(at + total <= segment.len(), "frames end at the file's end");
@@ -69,6 +70,15 @@ pub fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
         at += total;
     }
     out
+}
+
+/// A segment's bytes up to the end of its last frame, without the zeros the
+/// writer fills ahead.
+pub fn frames_only(segment: &[u8]) -> Vec<u8> {
+    let end = frames(segment)
+        .last()
+        .map_or(SEGMENT_HEADER_LEN, |(at, len)| at + len);
+    segment[..end].to_vec()
 }
 
 /// Recomputes the CRC of the frame at `at` (as an attacker without the key can).

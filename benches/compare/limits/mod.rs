@@ -9,8 +9,10 @@
 //! The models (printed with the table):
 //!
 //! - durable, 1 thread: one commit is a seal, then an fdatasync of about one
-//!   4 KiB append: `1 / (fsync(4 KiB) + seal)`, with the probe's mean fsync
-//!   (a rate is bounded by the mean, not the median).
+//!   4 KiB write: `1 / (fsync(4 KiB) + seal)`, with the probe's mean fsync
+//!   (a rate is bounded by the mean, not the median). The probe writes over
+//!   synced zeros, the cheapest durable write the file system has (see
+//!   `probe::fdatasync_latency`).
 //! - durable, 8 threads: ideal group commit, every sync carrying all eight
 //!   writers' records: `8 / (fsync(8 records) + 8 × seal / cores)` (the
 //!   eight seals run on the cores in parallel).
@@ -101,7 +103,7 @@ impl Probes {
         let awake = fdatasync_latency(dir.path(), bytes, config.probe, true);
         for (name, f) in [("idle", idle), ("awake", awake)] {
             println!(
-                "  fdatasync after a {bytes} B append, cores {name}: p50 {}, p99 {}, mean {}",
+                "  fdatasync after a {bytes} B write over zeros, cores {name}: p50 {}, p99 {}, mean {}",
                 latency(f.p50_ns),
                 latency(f.p99_ns),
                 latency(f.mean_ns)
@@ -125,7 +127,7 @@ impl Probes {
     pub fn print(&self, config: &Config, results: &Results) {
         println!("## Physical limits (median of {} run(s))\n", config.runs);
         self.print_aead();
-        println!("| fdatasync probe, taken before | value | append | cores | p50 | p99 | mean |");
+        println!("| fdatasync probe, taken before | value | write | cores | p50 | p99 | mean |");
         println!("|---|---|--:|---|--:|--:|--:|");
         for (&(w, len), runs) in &self.fsync {
             for (name, pick) in [("idle", FsyncPick::Idle), ("awake", FsyncPick::Awake)] {
@@ -136,7 +138,7 @@ impl Probes {
                     "| {} | {} | {} B | {name} | {} | {} | {} |",
                     WORKLOADS[w].2,
                     size(len),
-                    runs[0].0.append_bytes,
+                    runs[0].0.write_bytes,
                     figure(|f| f.p50_ns),
                     figure(|f| f.p99_ns),
                     figure(|f| f.mean_ns)
