@@ -53,6 +53,9 @@ pub const SEGMENT_BYTES_MIN: u64 = 4 << 10;
 /// ahead of its frames at a time (about 1 ms here), so that a frame's
 /// fdatasync need not commit file-system metadata (see `wal/writer.rs`).
 pub const SEGMENT_ZERO_FILL_BYTES: u64 = 1 << 20;
+/// A group of frames larger than this is appended without a zero fill
+/// first: its sync is dominated by its data, which zeros would double.
+pub const ZERO_FILL_GROUP_MAX: usize = 64 << 10;
 
 // ---------------------------------------------------------------------------
 // Frames

@@ -295,7 +295,7 @@ fn print_footnotes(config: &Config) {
         BUFFERED_SYNC_INTERVAL.as_millis()
     );
     println!(
-        "- Reads, scans and the mixed workload run on the loaded data set, flushed (RocksDB) or \
+        "- Reads, scans and the mixed workload run on the loaded data set, flushed with compactions settled (RocksDB, strongroom) or \
          checkpointed (SQLCipher), its files in the OS page cache; each engine has a {} MiB \
          cache (RocksDB block cache, SQLCipher page cache per connection). Point reads pick \
          uniformly random keys of tenant {DATA_TENANT}; a scan reads all {SCAN_RECORDS} records \

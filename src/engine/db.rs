@@ -134,6 +134,15 @@ impl Db {
         self.inner.checkpoint()
     }
 
+    /// Flushes like [`Db::flush`], then blocks until the store's background
+    /// compactions have caught up: after a bulk load, reads then find the
+    /// store in its settled shape (fewer files to look in) rather than
+    /// competing with compactions for the disk and the cores.
+    pub fn flush_and_settle(&self) -> Result<()> {
+        self.inner.checkpoint()?;
+        self.inner.store.wait_for_compactions()
+    }
+
     /// Runs now, to the end, what the background thread runs every 200 ms
     /// (with a time budget): removes the log segments a store flush makes
     /// redundant, completes the shreds whose deadline has passed (destroying

@@ -41,7 +41,7 @@ impl Store {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&Cache::new_lru_cache(block_cache_bytes));
         table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks(false);
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
         options.set_block_based_table_factory(&table);
@@ -174,6 +174,13 @@ impl Store {
     /// in the store (and so the log segments holding them redundant).
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map_err(store_err)
+    }
+
+    /// Blocks until RocksDB has no compaction pending or running.
+    pub(crate) fn wait_for_compactions(&self) -> Result<()> {
+        self.db
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .map_err(store_err)
     }
 }
 

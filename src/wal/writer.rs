@@ -23,6 +23,7 @@ use crate::crypto::SecretKey;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
     LOG_ID_LEN, LSN_MAX, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_ZERO_FILL_BYTES,
+    ZERO_FILL_GROUP_MAX,
 };
 use crate::fs::{Files, WritableFile};
 
@@ -206,7 +207,9 @@ impl LogWriter {
             mac = frame::encode(&self.mac_key, &mac, &self.payload, &mut self.buf);
         }
         let end = self.len + self.buf.len() as u64;
-        if self.segments.zero_fill && end > self.file_len {
+        // A large group's sync is dominated by its data: zeros written first
+        // would double that, and save little. It extends the file instead.
+        if self.segments.zero_fill && end > self.file_len && self.buf.len() <= ZERO_FILL_GROUP_MAX {
             self.zero_fill(end)?;
         }
         if let Err(source) = self.file.write_at(self.len, &self.buf) {

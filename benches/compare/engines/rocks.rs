@@ -20,7 +20,7 @@ impl Rocks {
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_block_cache(&rocksdb::Cache::new_lru_cache(CACHE_BYTES));
         table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks(false);
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
         options.set_block_based_table_factory(&table);
@@ -43,6 +43,9 @@ impl Engine for Rocks {
 
     fn settle(&self) {
         self.db.flush().expect("rocksdb flush");
+        self.db
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .expect("rocksdb compactions");
     }
 }
 

@@ -30,7 +30,7 @@ impl Engine for Strongroom {
     }
 
     fn settle(&self) {
-        self.db.flush().expect("strongroom flush");
+        self.db.flush_and_settle().expect("strongroom flush");
     }
 }
 
