@@ -214,10 +214,11 @@ impl Probes {
         );
         for (len, runs) in &self.zstd_ns {
             println!(
-                "strongroom also tries zstd (level {ZSTD_LEVEL}) on every record body over \
-                 {COMPRESSION_THRESHOLD_DEFAULT} B and keeps the result only if smaller: {} of \
-                 CPU per {} record here, wasted on these random values and left out of the \
-                 limits.\n",
+                "strongroom tries zstd (level {ZSTD_LEVEL}) on a record body over \
+                 {COMPRESSION_THRESHOLD_DEFAULT} B unless a 512-byte sample of the value looks \
+                 random, and keeps the result only if smaller. On these random values the \
+                 sample skips it; an attempt that fails would cost {} of CPU per {} record \
+                 here (left out of the limits).\n",
                 latency(median(runs.iter().copied())),
                 size(*len)
             );
