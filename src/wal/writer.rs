@@ -219,7 +219,11 @@ impl LogWriter {
             let undone = if end <= self.file_len {
                 write_zeros(&*self.file, self.len, end)
             } else {
-                self.file.set_len(self.len)
+                let cut = self.file.set_len(self.len);
+                if cut.is_ok() {
+                    self.file_len = self.len;
+                }
+                cut
             };
             if undone.is_err() {
                 self.poisoned = true;
