@@ -61,6 +61,13 @@ pub use error::{CorruptionKind, Error, Result};
 pub use options::{Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
 
+/// The store's RocksDB options, reachable from benchmarks: the comparison
+/// bench runs raw RocksDB with exactly these. Not a stable API.
+#[doc(hidden)]
+pub fn store_rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
+    store::rocksdb_options(block_cache_bytes)
+}
+
 /// The AEAD, reachable from benchmarks: the comparison bench measures the
 /// engine against the cost of sealing alone. Not a stable API.
 #[doc(hidden)]

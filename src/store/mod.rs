@@ -35,21 +35,29 @@ fn store_err(e: rocksdb::Error) -> Error {
     Error::Store(e.into_string())
 }
 
+/// The store's RocksDB options: a block cache of `block_cache_bytes` (index
+/// and filter blocks kept out of it, in the table readers: with them in the
+/// cache, random reads over a larger data set evicted and re-read them), a
+/// bloom filter of 10 bits per key, no compression, 2 background threads.
+pub(crate) fn rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&Cache::new_lru_cache(block_cache_bytes));
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(false);
+    let mut options = rocksdb::Options::default();
+    options.create_if_missing(true);
+    options.set_block_based_table_factory(&table);
+    // Values are sealed and keys are tokens: nothing to compress.
+    options.set_compression_type(rocksdb::DBCompressionType::None);
+    options.increase_parallelism(2);
+    options
+}
+
 impl Store {
     /// Opens (or creates) the store under the data directory.
     pub(crate) fn open(data_dir: &Path, block_cache_bytes: usize) -> Result<Store> {
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&Cache::new_lru_cache(block_cache_bytes));
-        table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(false);
-        let mut options = rocksdb::Options::default();
-        options.create_if_missing(true);
-        options.set_block_based_table_factory(&table);
-        // Values are sealed and keys are tokens: nothing to compress.
-        options.set_compression_type(rocksdb::DBCompressionType::None);
-        options.increase_parallelism(2);
         let path = data_dir.join(STORE_DIR);
-        let db = DB::open(&options, &path).map_err(store_err)?;
+        let db = DB::open(&rocksdb_options(block_cache_bytes), &path).map_err(store_err)?;
         let mut write_options = WriteOptions::default();
         // Our log is the WAL; a crash loses only what the log replays.
         write_options.disable_wal(true);

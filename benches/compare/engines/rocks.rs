@@ -1,6 +1,6 @@
-//! Raw RocksDB, set up like strongroom's store (`src/store/mod.rs`: same
-//! block cache, bloom filters, no compression, 2 background threads) but
-//! with its own WAL on. Keys are the 16-byte user keys themselves, so a
+//! Raw RocksDB with strongroom's store options (the same function builds
+//! them: block cache, bloom filters, no compression, 2 background threads)
+//! but with its own WAL on. Keys are the 16-byte user keys themselves, so a
 //! tenant is the 4-byte prefix.
 
 use std::path::Path;
@@ -17,15 +17,7 @@ pub struct Rocks {
 
 impl Rocks {
     pub fn open(dir: &Path, durability: Durability) -> Rocks {
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_block_cache(&rocksdb::Cache::new_lru_cache(CACHE_BYTES));
-        table.set_bloom_filter(10.0, false);
-        table.set_cache_index_and_filter_blocks(false);
-        let mut options = rocksdb::Options::default();
-        options.create_if_missing(true);
-        options.set_block_based_table_factory(&table);
-        options.set_compression_type(rocksdb::DBCompressionType::None);
-        options.increase_parallelism(2);
+        let options = strongroom::store_rocksdb_options(CACHE_BYTES);
         let mut write = WriteOptions::default();
         write.disable_wal(false);
         write.set_sync(durability == Durability::Durable);
