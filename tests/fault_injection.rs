@@ -162,6 +162,40 @@ fn a_full_disk_is_a_typed_error_and_writes_resume_when_space_is_back() {
 }
 
 #[test]
+fn a_frame_written_in_part_over_the_zeros_is_undone_and_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFileSystem::new();
+    let db = open_faulty(dir.path(), &fs);
+    let tenant = db.tenant(TenantId(1));
+    for i in 0..5 {
+        tenant.put(&key(i), &value(i)).unwrap();
+    }
+    let segment = common::segments(dir.path()).pop().unwrap();
+    let before = std::fs::read(&segment).unwrap();
+    assert!(
+        before.len() > common::frames_only(&before).len(),
+        "zeros ahead"
+    );
+    // The next frame lands over the synced zeros and is written in part.
+    fs.fail_once(Op::Write, ".wal", 1, Fault::ShortWrite);
+    let failed = tenant.put(&key(5), &value(5));
+    assert!(matches!(failed, Err(Error::NoSpace { .. })), "{failed:?}");
+    // Zeros are back where the half frame was: the file is as before.
+    assert_eq!(std::fs::read(&segment).unwrap(), before);
+    for i in 6..10 {
+        tenant.put(&key(i), &value(i)).unwrap();
+    }
+    drop(db);
+    fs.apply_power_cut(5).unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    let tenant = db.tenant(TenantId(1));
+    for i in 0..10 {
+        let expected = (i != 5).then(|| value(i));
+        assert_eq!(tenant.get(&key(i)).unwrap(), expected, "key {i}");
+    }
+}
+
+#[test]
 fn a_full_disk_when_the_log_zero_fills_ahead_is_a_typed_error_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultyFileSystem::new();
