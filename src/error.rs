@@ -112,6 +112,15 @@ pub enum Error {
     /// replays the log).
     #[error("the database refuses writes after a failed log write or sync; reopen it")]
     Poisoned,
+    /// The handle was opened by another process, this one's parent: a forked
+    /// child cannot write through it (it would repeat the parent's record
+    /// nonces and write over its log). Open the database in the child
+    /// instead, once the parent has closed it.
+    #[error("this handle was opened by process {opener}; a forked child cannot write through it")]
+    Forked {
+        /// The process that opened the database.
+        opener: u32,
+    },
     /// RocksDB reported an error.
     #[error("store: {0}")]
     Store(String),
@@ -184,6 +193,7 @@ impl Error {
             Error::NoSpace { path } => Error::NoSpace { path: path.clone() },
             Error::Store(message) => Error::Store(message.clone()),
             Error::Poisoned => Error::Poisoned,
+            Error::Forked { opener } => Error::Forked { opener: *opener },
             Error::Sealed { scope, deadline_us } => Error::Sealed {
                 scope: *scope,
                 deadline_us: *deadline_us,

@@ -96,7 +96,8 @@ pub const ENTRY_HEADER_LEN: usize = 8 + 1 + 8 + 4 + 1 + TOKEN_LEN;
 
 /// Length of a token: the keyed PRF of a user key (128 bits).
 pub const TOKEN_LEN: usize = 16;
-/// XChaCha20-Poly1305 nonce length (192 bits, random).
+/// XChaCha20-Poly1305 nonce length (192 bits: a record's is a per-open
+/// random prefix and a counter, a wrapped key's random).
 pub const NONCE_LEN: usize = 24;
 /// Poly1305 tag length.
 pub const TAG_LEN: usize = 16;
@@ -120,10 +121,11 @@ pub const ZSTD_LEVEL: i32 = 1;
 pub const USER_KEY_MAX: usize = 64 << 10;
 /// Largest user value.
 pub const USER_VALUE_MAX: usize = 16 << 20;
-const _: () = assert!(
-    USER_KEY_MAX + USER_VALUE_MAX + RECORD_HEADER_LEN + SEAL_OVERHEAD + ENTRY_HEADER_LEN + 4
-        < FRAME_PAYLOAD_MAX
-);
+/// Bytes a put entry adds to its user key and value (uncompressed): the
+/// entry header, the sealed length, and the record's key version, header,
+/// nonce and tag.
+pub const PUT_ENTRY_OVERHEAD: usize = ENTRY_HEADER_LEN + 4 + 4 + RECORD_HEADER_LEN + SEAL_OVERHEAD;
+const _: () = assert!(USER_KEY_MAX + USER_VALUE_MAX + PUT_ENTRY_OVERHEAD < FRAME_PAYLOAD_MAX);
 
 /// Domain separator at the start of a record's associated data.
 pub const RECORD_AAD_DOMAIN: &[u8; 16] = b"strongroom.rec.1";

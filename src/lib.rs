@@ -72,12 +72,18 @@ pub fn store_rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
 /// engine against the cost of sealing alone. Not a stable API.
 #[doc(hidden)]
 pub mod aead {
+    use std::sync::OnceLock;
+
+    use crate::crypto::nonce::NonceSource;
     use crate::crypto::{SecretKey, aead};
 
-    /// Seals `plaintext` under `key` as the engine does (random nonce),
-    /// appending `nonce | ciphertext | tag` to `out`.
+    /// Seals `plaintext` under `key` as the engine seals a record (the
+    /// nonce from a source's random prefix and counter), appending
+    /// `nonce | ciphertext | tag` to `out`.
     pub fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
-        aead::seal(&SecretKey::from_bytes(*key), aad, plaintext, out);
+        static NONCES: OnceLock<NonceSource> = OnceLock::new();
+        let nonce = NONCES.get_or_init(NonceSource::new).next();
+        aead::seal_with_nonce(&SecretKey::from_bytes(*key), &nonce, aad, plaintext, out);
     }
 
     /// Opens what [`seal`] made; `None` if it does not authenticate.

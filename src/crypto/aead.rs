@@ -1,8 +1,9 @@
-//! XChaCha20-Poly1305 with a random 192-bit nonce: the one AEAD of strongroom.
+//! XChaCha20-Poly1305: the one AEAD of strongroom.
 //!
 //! Format of a sealed message: `nonce(24) | ciphertext | tag(16)`.
-//! A random nonce needs no state that a crash could lose; at 192 bits the
-//! chance of a repeat is negligible for any number of messages a key seals.
+//! Records take their nonces from a [`super::nonce::NonceSource`] (a random
+//! prefix per open database, then a counter); wrapped keys take random ones.
+//! Neither needs state that a crash could lose.
 //!
 //! # The construction, and who implements it
 //!
@@ -53,15 +54,17 @@ fn message_key(key: &SecretKey, nonce: &[u8; NONCE_LEN]) -> (LessSafeKey, Nonce)
     )
 }
 
-/// Appends `nonce | ciphertext | tag` of `plaintext` to `out`.
-pub(crate) fn seal(key: &SecretKey, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+/// Appends `nonce | ciphertext | tag` of `plaintext` to `out`, under a
+/// fresh random nonce: for what is sealed outside the commit path (wrapped
+/// keys), where [`super::nonce::NonceSource`]'s fork guard does not reach.
+pub(crate) fn seal_random(key: &SecretKey, aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce);
     seal_with_nonce(key, &nonce, aad, plaintext, out);
 }
 
-/// Seals with a given nonce. Only [`seal`] and the test vectors call this:
-/// a nonce must never be reused under one key.
+/// Seals with a given nonce, which must never have sealed anything under
+/// `key` before.
 pub(crate) fn seal_with_nonce(
     key: &SecretKey,
     nonce: &[u8; NONCE_LEN],
@@ -70,9 +73,22 @@ pub(crate) fn seal_with_nonce(
     out: &mut Vec<u8>,
 ) {
     out.reserve(plaintext.len() + SEAL_OVERHEAD);
+    seal_in_place(key, nonce, aad, out, |out| out.extend_from_slice(plaintext));
+}
+
+/// Appends `nonce | ciphertext | tag` to `out`, where `write_plaintext`
+/// appends the plaintext and it is encrypted where it lies: no copy of it
+/// is made. The nonce must never have sealed anything under `key` before.
+pub(crate) fn seal_in_place(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+    write_plaintext: impl FnOnce(&mut Vec<u8>),
+) {
     out.extend_from_slice(nonce);
     let start = out.len();
-    out.extend_from_slice(plaintext);
+    write_plaintext(out);
     let (cipher, short) = message_key(key, nonce);
     let tag = cipher
         .seal_in_place_separate_tag(short, Aad::from(aad), &mut out[start..])
@@ -144,7 +160,7 @@ mod tests {
     fn any_changed_byte_or_aad_fails_authentication() {
         let key = SecretKey::random();
         let mut sealed = Vec::new();
-        seal(&key, b"aad", b"hello world", &mut sealed);
+        seal_random(&key, b"aad", b"hello world", &mut sealed);
         assert_eq!(open(&key, b"aad", &sealed).unwrap(), b"hello world");
         assert_eq!(open(&key, b"aaD", &sealed), Err(AuthFailed));
         assert_eq!(open(&SecretKey::random(), b"aad", &sealed), Err(AuthFailed));
@@ -160,8 +176,8 @@ mod tests {
     fn two_seals_of_the_same_plaintext_use_different_nonces() {
         let key = SecretKey::random();
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        seal(&key, b"", b"same", &mut a);
-        seal(&key, b"", b"same", &mut b);
+        seal_random(&key, b"", b"same", &mut a);
+        seal_random(&key, b"", b"same", &mut b);
         assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
         assert_ne!(a, b);
     }

@@ -12,6 +12,7 @@
 pub(crate) mod aead;
 pub(crate) mod keyring;
 pub(crate) mod master;
+pub(crate) mod nonce;
 pub(crate) mod record;
 pub(crate) mod root;
 pub(crate) mod scope_key;

@@ -19,6 +19,7 @@
 use std::cell::RefCell;
 
 use super::aead;
+use super::nonce::NonceSource;
 use super::scope_key::{ScopeKey, Token};
 use crate::format::{
     RECORD_AAD_DOMAIN, RECORD_FLAG_ZSTD, RECORD_HEADER_LEN, SEAL_OVERHEAD, TOKEN_LEN, USER_KEY_MAX,
@@ -50,9 +51,12 @@ fn aad(scope: Scope, token: &Token, key_version: u32) -> [u8; AAD_LEN] {
     aad
 }
 
-/// Appends the sealed record of (`user_key`, `value`) to `out`.
+/// Appends the sealed record of (`user_key`, `value`) to `out`, under the
+/// next nonce of `nonces`. The plaintext is written into `out` and
+/// encrypted there (unless compressed): no copy of it is made.
 pub(crate) fn seal(
     key: &ScopeKey,
+    nonces: &NonceSource,
     token: &Token,
     user_key: &[u8],
     value: &[u8],
@@ -60,26 +64,30 @@ pub(crate) fn seal(
     out: &mut Vec<u8>,
 ) {
     assert!(user_key.len() <= USER_KEY_MAX && value.len() <= USER_VALUE_MAX);
-    // flags | key_len | key | value, then (flags = ZSTD) the last three
-    // compressed, if that makes them smaller.
-    let mut plaintext = Vec::with_capacity(RECORD_HEADER_LEN + user_key.len() + value.len());
-    plaintext.push(0);
-    plaintext.extend_from_slice(&(user_key.len() as u32).to_le_bytes());
-    plaintext.extend_from_slice(user_key);
-    plaintext.extend_from_slice(value);
-    if plaintext.len() - 1 > compression_threshold
-        && !looks_incompressible(value)
-        && let Some(compressed) = compress(&plaintext[1..])
-    {
-        plaintext = compressed;
-    }
-    out.reserve(4 + plaintext.len() + SEAL_OVERHEAD);
+    // 0 | key_len | key | value, or ZSTD | zstd(key_len | key | value) if
+    // that is smaller.
+    let body_len = 4 + user_key.len() + value.len();
+    let compressed = (body_len > compression_threshold && !looks_incompressible(value))
+        .then(|| compress(user_key, value))
+        .flatten();
+    let plaintext_len = compressed.as_ref().map_or(1 + body_len, Vec::len);
+    out.reserve(4 + plaintext_len + SEAL_OVERHEAD);
     out.extend_from_slice(&key.version().to_le_bytes());
-    aead::seal(
+    let aad = aad(key.scope(), token, key.version());
+    aead::seal_in_place(
         key.seal_key(),
-        &aad(key.scope(), token, key.version()),
-        &plaintext,
+        &nonces.next(),
+        &aad,
         out,
+        |out| match &compressed {
+            Some(plaintext) => out.extend_from_slice(plaintext),
+            None => {
+                out.push(0);
+                out.extend_from_slice(&(user_key.len() as u32).to_le_bytes());
+                out.extend_from_slice(user_key);
+                out.extend_from_slice(value);
+            }
+        },
     );
 }
 
@@ -139,7 +147,6 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-/// `RECORD_FLAG_ZSTD | zstd(body)`, if that is shorter than `0 | body`.
 /// Whether `value` looks like random bytes (encrypted or already compressed
 /// data), which zstd cannot shrink: a sample of 512 bytes, in 16-byte runs
 /// spread over the value, holding more than 200 distinct byte values (random
@@ -165,7 +172,13 @@ fn looks_incompressible(value: &[u8]) -> bool {
     distinct > DISTINCT_MIN
 }
 
-fn compress(body: &[u8]) -> Option<Vec<u8>> {
+/// `RECORD_FLAG_ZSTD | zstd(key_len | key | value)`, if that is shorter
+/// than `0 | key_len | key | value`.
+fn compress(user_key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(4 + user_key.len() + value.len());
+    body.extend_from_slice(&(user_key.len() as u32).to_le_bytes());
+    body.extend_from_slice(user_key);
+    body.extend_from_slice(value);
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let compressor = match &mut *cell {
@@ -177,7 +190,7 @@ fn compress(body: &[u8]) -> Option<Vec<u8>> {
         let mut plaintext = vec![0; body.len()];
         plaintext[0] = RECORD_FLAG_ZSTD;
         let len = compressor
-            .compress_to_buffer(body, &mut plaintext[1..])
+            .compress_to_buffer(&body, &mut plaintext[1..])
             .ok()?;
         plaintext.truncate(1 + len);
         Some(plaintext)
@@ -207,6 +220,7 @@ fn decompress(frame: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::crypto::SecretKey;
+    use crate::format::NONCE_LEN;
     use crate::scope::{SubjectId, TenantId};
 
     fn key(scope: Scope, version: u32) -> ScopeKey {
@@ -243,7 +257,15 @@ mod tests {
         for value in [vec![], b"small".to_vec(), vec![b'a'; 10_000], random] {
             let token = k.token(b"user key");
             let mut sealed = Vec::new();
-            seal(&k, &token, b"user key", &value, 512, &mut sealed);
+            seal(
+                &k,
+                &NonceSource::new(),
+                &token,
+                b"user key",
+                &value,
+                512,
+                &mut sealed,
+            );
             if value.len() == 10_000 {
                 assert!(sealed.len() < 1000, "compressible value is compressed");
             }
@@ -259,13 +281,49 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_the_aead_of_its_plaintext_under_the_nonce_it_carries() {
+        // Sealing in place gives the bytes the AEAD gives (whose test vector
+        // and differential test are in aead.rs), and successive records of
+        // one source carry successive nonces.
+        let k = key(Scope::tenant(TenantId(3)), 1);
+        let token = k.token(b"key");
+        let nonces = NonceSource::new();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        seal(&k, &nonces, &token, b"key", b"value", 512, &mut first);
+        seal(&k, &nonces, &token, b"key", b"value", 512, &mut second);
+        let mut plaintext = vec![0];
+        plaintext.extend_from_slice(&3u32.to_le_bytes());
+        plaintext.extend_from_slice(b"keyvalue");
+        let nonce: [u8; NONCE_LEN] = first[4..4 + NONCE_LEN].try_into().unwrap();
+        let mut expected = 1u32.to_le_bytes().to_vec();
+        aead::seal_with_nonce(
+            k.seal_key(),
+            &nonce,
+            &aad(k.scope(), &token, 1),
+            &plaintext,
+            &mut expected,
+        );
+        assert_eq!(first, expected);
+        assert_eq!(second[4..4 + NONCE_LEN - 8], nonce[..NONCE_LEN - 8]);
+        assert_ne!(second[4..4 + NONCE_LEN], nonce[..]);
+    }
+
+    #[test]
     fn a_record_moved_to_another_token_scope_or_version_does_not_open() {
         let root = SecretKey::random();
         let scope = Scope::subject(TenantId(1), SubjectId(2));
         let k = ScopeKey::derive(scope, 1, &root);
         let token = k.token(b"a");
         let mut sealed = Vec::new();
-        seal(&k, &token, b"a", b"value", 512, &mut sealed);
+        seal(
+            &k,
+            &NonceSource::new(),
+            &token,
+            b"a",
+            b"value",
+            512,
+            &mut sealed,
+        );
         assert_eq!(open(&k, &k.token(b"b"), &sealed), Err(OpenError::Auth));
         let other_scope = ScopeKey::derive(Scope::subject(TenantId(1), SubjectId(3)), 1, &root);
         assert_eq!(open(&other_scope, &token, &sealed), Err(OpenError::Auth));

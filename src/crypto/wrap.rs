@@ -45,7 +45,7 @@ impl WrapPlace {
     /// Wraps `key` for this place.
     pub(crate) fn wrap(&self, wrapping: &SecretKey, key: &SecretKey) -> Wrapped {
         let mut sealed = Vec::with_capacity(WRAPPED_KEY_LEN);
-        aead::seal(wrapping, &self.aad(), key.expose(), &mut sealed);
+        aead::seal_random(wrapping, &self.aad(), key.expose(), &mut sealed);
         sealed.try_into().expect("a wrapped key has a fixed length")
     }
 

@@ -9,6 +9,11 @@ pub(crate) enum BatchOp {
     Delete { key: Vec<u8> },
 }
 
+/// One operation as sealing reads it: its target (`None`, the writing
+/// handle's scope), its key, and its value (`None` for a delete). A single
+/// put or delete goes to sealing as one of these, with no batch to build.
+pub(crate) type OpRef<'a> = (Option<SubjectId>, &'a [u8], Option<&'a [u8]>);
+
 /// Puts and deletes across a tenant's own scope and its subjects, committed
 /// atomically by [`crate::Tenant::write`] or [`crate::Subject::write`]: after
 /// a crash either all of them are there or none.
@@ -70,6 +75,14 @@ impl WriteBatch {
     /// Whether the batch has no operation.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The operations, in order, as sealing reads them.
+    pub(crate) fn op_refs(&self) -> impl Iterator<Item = OpRef<'_>> + Clone {
+        self.ops.iter().map(|(target, op)| match op {
+            BatchOp::Put { key, value } => (*target, &key[..], Some(&value[..])),
+            BatchOp::Delete { key } => (*target, &key[..], None),
+        })
     }
 
     fn push(&mut self, target: Option<SubjectId>, op: BatchOp) -> &mut Self {

@@ -22,6 +22,9 @@
 //! - Once a group that took LSNs fails (its sync, its store write, a panic),
 //!   no later group is applied (`failed_from`): the store must never skip a
 //!   frame of the log. Their frames stay in the log; a reopen replays them.
+//! - Only the process that opened the database writes: a forked child's
+//!   groups are refused before they take LSNs (`Error::Forked`), so the
+//!   nonces it shares with its parent never reach the disk.
 //! - Admission reads the keyring. A group with an expectation (re-sealing's
 //!   compare-and-swap) also reads the store: it first waits, holding the
 //!   append stage, until every earlier group is applied.
@@ -32,6 +35,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::{self, Thread};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -123,6 +127,9 @@ pub(crate) struct GroupCommit {
     sync_every_commit: bool,
     clock: Arc<dyn Clock>,
     last_commit_us: Mutex<u64>,
+    /// The process that opened the database (atomic only so that a test
+    /// can play a forked child).
+    opener_pid: AtomicU32,
 }
 
 impl GroupCommit {
@@ -150,6 +157,7 @@ impl GroupCommit {
             sync_every_commit: durability == Durability::SyncEveryCommit,
             clock,
             last_commit_us: Mutex::new(last_commit_us),
+            opener_pid: AtomicU32::new(std::process::id()),
         }
     }
 
@@ -160,17 +168,19 @@ impl GroupCommit {
     /// longer holds. A refused batch writes nothing; the caller re-seals
     /// (and finds out why) and tries again.
     pub(crate) fn commit(&self, store: &Store, keyring: &Keyring, batch: EncodedBatch) -> Outcome {
-        let request = Request::new(Some(batch));
-        if let Some(outcome) = self.enter(&request) {
-            return outcome;
-        }
-        let group = {
-            let mut state = self.state.lock();
-            let mut group = vec![request];
-            take_group(&mut state.queue, &mut group);
-            group
+        let mut batch = Some(batch);
+        let queued = match self.enter(|| Request::new(batch.take())) {
+            Ok(queued) => queued,
+            Err(outcome) => return outcome,
         };
-        let led = panic::catch_unwind(AssertUnwindSafe(|| self.lead(store, keyring, &group)));
+        let own = match &queued {
+            Some(request) => request.batch(),
+            None => batch.as_ref().expect("not queued, so still ours"),
+        };
+        let followers = take_group(&mut self.state.lock().queue, own);
+        let led = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.lead(store, keyring, own, &followers)
+        }));
         let outcome = match led {
             Ok(outcome) => outcome,
             Err(payload) => {
@@ -178,7 +188,7 @@ impl GroupCommit {
                 // rather than leave anyone waiting.
                 self.writer.lock().poison();
                 self.fail_from(0);
-                for request in &group[1..] {
+                for request in &followers {
                     request.wake(Slot::Done(Err(Error::Poisoned)));
                 }
                 panic::resume_unwind(payload);
@@ -190,49 +200,65 @@ impl GroupCommit {
             Err(e) => Err(e.duplicate()),
         };
         let own = next();
-        for request in &group[1..] {
+        for request in &followers {
             request.wake(Slot::Done(next()));
         }
         own
     }
 
-    /// Queues `request`, or takes the append stage at once if it is free.
-    /// Returns `None` once the request holds the append stage, or the
-    /// outcome another leader gave it.
-    fn enter(&self, request: &Arc<Request>) -> Option<Outcome> {
+    /// Takes the append stage: at once if it is free (`Ok(None)`: nothing
+    /// queued, so a lone writer allocates nothing here), else by queueing
+    /// the request `queue` makes and waiting to be handed it
+    /// (`Ok(Some(request))`) or given an outcome by another leader (`Err`).
+    fn enter(
+        &self,
+        queue: impl FnOnce() -> Arc<Request>,
+    ) -> std::result::Result<Option<Arc<Request>>, Outcome> {
         let mut state = self.state.lock();
         if !state.appending {
             debug_assert!(state.queue.is_empty());
             state.appending = true;
-            return None;
+            return Ok(None);
         }
-        state.queue.push_back(Arc::clone(request));
+        let request = queue();
+        state.queue.push_back(Arc::clone(&request));
         drop(state);
-        request.wait()
+        match request.wait() {
+            None => Ok(Some(request)),
+            Some(outcome) => Err(outcome),
+        }
     }
 
-    /// Writes, syncs and applies a group; returns each request's LSN (or
-    /// `None`, refused).
+    /// Writes, syncs and applies a group (the leader's own batch, then its
+    /// followers'); returns each batch's LSN (or `None`, refused).
     fn lead(
         &self,
         store: &Store,
         keyring: &Keyring,
-        group: &[Arc<Request>],
+        own: &EncodedBatch,
+        followers: &[Arc<Request>],
     ) -> Result<Vec<Option<u64>>> {
+        let group: Vec<&EncodedBatch> = std::iter::once(own)
+            .chain(followers.iter().map(|r| r.batch()))
+            .collect();
         let mut lsns = vec![None; group.len()];
         let mut entries = Vec::new();
         let (admitted, first_lsn, last_lsn) = {
             let stage = AppendStage(self);
-            let reads_store = group.iter().any(|r| !r.batch().expect.is_empty());
+            let opener = self.opener_pid.load(Ordering::Relaxed);
+            if std::process::id() != opener {
+                return Err(Error::Forked { opener });
+            }
+            let reads_store = group.iter().any(|b| !b.expect.is_empty());
             if reads_store {
                 stage.wait_applied_all()?;
             }
             let mut writer = self.writer.lock();
-            let admitted = Self::admit(store, keyring, group, reads_store, &mut entries)?;
+            let admitted = Self::admit(store, keyring, &group, reads_store, &mut entries)?;
             if admitted.is_empty() {
                 return Ok(lsns);
             }
-            let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| group[i].batch()).collect();
+            let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| group[i]).collect();
             let first_lsn = writer.append(&batches, self.commit_time_us())?;
             let last_lsn = first_lsn + batches.len() as u64 - 1;
             self.state.lock().appended_lsn = last_lsn;
@@ -270,14 +296,13 @@ impl GroupCommit {
     fn admit<'g>(
         store: &Store,
         keyring: &Keyring,
-        group: &'g [Arc<Request>],
+        group: &[&'g EncodedBatch],
         reads_store: bool,
         entries: &mut Vec<Entry<'g>>,
     ) -> Result<Vec<usize>> {
         let mut admitted = Vec::with_capacity(group.len());
         let mut written = HashSet::<[u8; STORE_KEY_LEN]>::new();
-        for (i, request) in group.iter().enumerate() {
-            let batch = request.batch();
+        for (i, &batch) in group.iter().enumerate() {
             let start = entries.len();
             entry::decode_into(&batch.entries, batch.count, entries)
                 .expect("batches are encoded by this process");
@@ -408,18 +433,20 @@ impl GroupCommit {
     /// store holds every frame the log does. For work that must see the
     /// store level with the log (finishing a key rotation).
     pub(crate) fn exclusive(&self) -> Result<Exclusive<'_>> {
-        let request = Request::new(None);
-        let entered = self.enter(&request);
-        assert!(
-            entered.is_none(),
-            "no leader takes a request without a batch"
-        );
+        let entered = self.enter(|| Request::new(None));
+        assert!(entered.is_ok(), "no leader takes a request without a batch");
         let stage = AppendStage(self);
         stage.wait_applied_all()?;
         Ok(Exclusive {
             writer: self.writer.lock(),
             _stage: stage,
         })
+    }
+
+    /// Makes this handle's commits behave as in a forked child's.
+    #[cfg(test)]
+    pub(crate) fn play_forked_child(&self) {
+        self.opener_pid.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The log writer, for syncing on an interval and removing segments.
@@ -477,20 +504,52 @@ impl DerefMut for Exclusive<'_> {
     }
 }
 
-/// Moves queued requests from the front into `group`, while their entries
-/// stay within `GROUP_BYTES_MAX` bytes (the group's first request may alone
-/// be larger), stopping at one that wants the append stage to itself.
-fn take_group(queue: &mut VecDeque<Arc<Request>>, group: &mut Vec<Arc<Request>>) {
-    let mut bytes: usize = group
-        .iter()
-        .map(|r| r.batch().entries.len() + PAYLOAD_HEADER_LEN)
-        .sum();
+/// Takes queued requests from the front to follow a leader whose batch is
+/// `own`, while the group's entries stay within `GROUP_BYTES_MAX` bytes (the
+/// leader's batch may alone be larger), stopping at one that wants the
+/// append stage to itself.
+fn take_group(queue: &mut VecDeque<Arc<Request>>, own: &EncodedBatch) -> Vec<Arc<Request>> {
+    let mut followers = Vec::new();
+    let mut bytes = own.entries.len() + PAYLOAD_HEADER_LEN;
     while let Some(request) = queue.front() {
         let Some(batch) = &request.batch else { break };
         bytes += batch.entries.len() + PAYLOAD_HEADER_LEN;
         if bytes > GROUP_BYTES_MAX {
             break;
         }
-        group.push(queue.pop_front().expect("front exists"));
+        followers.push(queue.pop_front().expect("front exists"));
+    }
+    followers
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Error, Options, TenantId};
+
+    /// A forked child holds its parent's nonce source: none of its writes
+    /// may reach the log, where its nonces would repeat the parent's.
+    #[test]
+    fn a_forked_child_cannot_write_through_its_parents_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::with_key([6; 32]);
+        let db = Db::open(dir.path(), options()).unwrap();
+        let t = db.tenant(TenantId(1));
+        t.put(b"k", b"parent").unwrap();
+        let before = db.last_lsn();
+        db.inner.commit.play_forked_child();
+        for outcome in [t.put(b"k", b"child"), t.delete(b"k")] {
+            match outcome {
+                Err(Error::Forked { opener }) => assert_eq!(opener, std::process::id() + 1),
+                other => panic!("expected Forked, got {other:?}"),
+            }
+        }
+        assert_eq!(db.last_lsn(), before);
+        assert_eq!(t.get(b"k").unwrap(), Some(b"parent".to_vec()));
+        drop(db);
+        let db = Db::open(dir.path(), options()).unwrap();
+        assert_eq!(db.last_lsn(), before, "nothing of the child's was logged");
+        let t = db.tenant(TenantId(1));
+        assert_eq!(t.get(b"k").unwrap(), Some(b"parent".to_vec()));
+        t.put(b"k", b"reopened").unwrap();
     }
 }

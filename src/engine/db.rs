@@ -12,6 +12,7 @@ use super::replay::replay;
 use crate::clock::Clock;
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
+use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
@@ -34,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) commit: GroupCommit,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) compression_threshold: usize,
+    /// Nonces of the records this open seals.
+    pub(crate) nonces: NonceSource,
     /// One maintenance pass at a time (the background thread's, or a
     /// caller's `run_maintenance`), so no work is done twice at once.
     maintenance: Mutex<()>,
@@ -107,6 +110,7 @@ impl Db {
             ),
             clock: options.clock,
             compression_threshold: options.compression_threshold_bytes,
+            nonces: NonceSource::new(),
             maintenance: Mutex::new(()),
         });
         // Shreds whose deadline passed while the database was closed, or

@@ -39,22 +39,20 @@ macro_rules! scope_ops {
         /// Puts `value` at `key`, durably (as the durability option says).
         /// Returns the LSN of the commit.
         pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Lsn> {
-            let mut batch = WriteBatch::new();
-            batch.put(key, value);
-            self.write(batch)
+            let op = (None, key, Some(value));
+            self.db.inner.write(self.scope(), std::iter::once(op))
         }
 
         /// Deletes `key`. Returns the LSN of the commit.
         pub fn delete(&self, key: &[u8]) -> Result<Lsn> {
-            let mut batch = WriteBatch::new();
-            batch.delete(key);
-            self.write(batch)
+            let op = (None, key, None);
+            self.db.inner.write(self.scope(), std::iter::once(op))
         }
 
         /// Commits `batch` atomically, as one log frame. Its ops without a
         /// subject target this handle's scope.
         pub fn write(&self, batch: WriteBatch) -> Result<Lsn> {
-            self.db.inner.write(self.scope(), &batch)
+            self.db.inner.write(self.scope(), batch.op_refs())
         }
 
         /// The value at `key`, if any.

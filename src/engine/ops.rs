@@ -1,16 +1,16 @@
 //! The operations every scope handle offers, written once.
 
-use super::batch::{BatchOp, WriteBatch};
+use super::batch::OpRef;
 use super::db::Inner;
 use crate::Lsn;
 use crate::crypto::record::{self, OpenError};
 use crate::crypto::scope_key::{ScopeKeys, Token};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{FRAME_PAYLOAD_MAX, USER_KEY_MAX, USER_VALUE_MAX};
+use crate::format::{FRAME_PAYLOAD_MAX, PUT_ENTRY_OVERHEAD, USER_KEY_MAX, USER_VALUE_MAX};
 use crate::scope::Scope;
 use crate::store::StoreSnapshot;
 use crate::wal::EncodedBatch;
-use crate::wal::entry::{Entry, Op};
+use crate::wal::entry::{self, Entry, Op};
 
 impl Inner {
     /// Seals and commits a batch whose ops target `scope` (for `None`) or a
@@ -19,11 +19,15 @@ impl Inner {
     /// If the commit leader refuses the batch (a key version retired, or a
     /// scope destroyed, while it waited), it is sealed again with the keys
     /// of now, which either succeeds or says why not (`Shredded`, `Sealed`).
-    pub(crate) fn write(&self, scope: Scope, batch: &WriteBatch) -> Result<Lsn> {
+    pub(crate) fn write<'a>(
+        &self,
+        scope: Scope,
+        ops: impl Iterator<Item = OpRef<'a>> + Clone,
+    ) -> Result<Lsn> {
         // Each refusal means another operation completed meanwhile (a key
         // version retired, a scope destroyed): the loop makes progress.
         loop {
-            let Some(encoded) = self.seal_batch(scope, batch)? else {
+            let Some(encoded) = self.seal_batch(scope, ops.clone())? else {
                 return Ok(Lsn(self.commit.applied_lsn()));
             };
             if let Some(lsn) = self.commit.commit(&self.store, &self.keyring, encoded)? {
@@ -33,24 +37,20 @@ impl Inner {
     }
 
     /// Seals a batch's puts and encodes its entries; `None` if it has none
-    /// (only deletes in scopes that hold nothing).
-    pub(crate) fn seal_batch(
+    /// (only deletes in scopes that hold nothing). Each record is sealed
+    /// straight into the encoded entries.
+    pub(crate) fn seal_batch<'a>(
         &self,
         scope: Scope,
-        batch: &WriteBatch,
+        ops: impl Iterator<Item = OpRef<'a>>,
     ) -> Result<Option<EncodedBatch>> {
         let mut encoded = EncodedBatch::default();
-        let mut sealed = Vec::new();
-        for (target, op) in &batch.ops {
+        for (target, user_key, value) in ops {
             let scope = match target {
                 None => scope,
-                Some(subject) => Scope::subject(scope.tenant, *subject),
+                Some(subject) => Scope::subject(scope.tenant, subject),
             };
-            let (user_key, value) = match op {
-                BatchOp::Put { key, value } => (key, Some(value)),
-                BatchOp::Delete { key } => (key, None),
-            };
-            check_sizes(user_key, value.map_or(&[][..], |v| v.as_slice()))?;
+            check_sizes(user_key, value.unwrap_or_default())?;
             let key = match value {
                 Some(_) => self.keyring.current_key_or_create(scope)?,
                 // A scope without a key holds nothing to delete.
@@ -60,28 +60,37 @@ impl Inner {
                 },
             };
             let token = key.token(user_key);
-            sealed.clear();
-            if let Some(value) = value {
-                record::seal(
-                    &key,
-                    &token,
-                    user_key,
-                    value,
-                    self.compression_threshold,
-                    &mut sealed,
-                );
+            match value {
+                Some(value) => {
+                    encoded
+                        .entries
+                        .reserve(PUT_ENTRY_OVERHEAD + user_key.len() + value.len());
+                    entry::encode_put_into(
+                        scope,
+                        key.version(),
+                        &token,
+                        &mut encoded.entries,
+                        |out| {
+                            record::seal(
+                                &key,
+                                &self.nonces,
+                                &token,
+                                user_key,
+                                value,
+                                self.compression_threshold,
+                                out,
+                            )
+                        },
+                    );
+                }
+                None => Entry {
+                    scope,
+                    key_version: key.version(),
+                    token,
+                    op: Op::Delete,
+                }
+                .encode_into(&mut encoded.entries),
             }
-            let entry = Entry {
-                scope,
-                key_version: key.version(),
-                token,
-                op: if value.is_some() {
-                    Op::Put(&sealed)
-                } else {
-                    Op::Delete
-                },
-            };
-            entry.encode_into(&mut encoded.entries);
             encoded.count += 1;
             if encoded.entries.len() > FRAME_PAYLOAD_MAX / 2 {
                 return Err(Error::InvalidArgument("batch larger than 32 MiB"));

@@ -29,7 +29,7 @@ use crate::error::{CorruptionKind, Result};
 use crate::scope::{Scope, TenantId};
 use crate::store::key_codec;
 use crate::wal::EncodedBatch;
-use crate::wal::entry::{Entry, Op};
+use crate::wal::entry;
 
 /// Records re-sealed per commit.
 const REENCRYPT_BATCH: usize = 256;
@@ -160,7 +160,6 @@ impl Inner {
         from: &[u8],
     ) -> Result<(EncodedBatch, Option<Vec<u8>>)> {
         let mut batch = EncodedBatch::default();
-        let mut resealed = Vec::new();
         // Versions below `newest` are retired only by this pass, after it.
         let Some(keys) = self.keyring.keys(scope)? else {
             return Ok((batch, None));
@@ -180,22 +179,17 @@ impl Inner {
                     .corruption(CorruptionKind::Malformed("store key"))
             })?;
             let (user_key, value) = self.open(&keys, &token, &sealed)?;
-            resealed.clear();
-            record::seal(
-                newest,
-                &token,
-                &user_key,
-                &value,
-                self.compression_threshold,
-                &mut resealed,
-            );
-            let entry = Entry {
-                scope,
-                key_version: newest.version(),
-                token,
-                op: Op::Put(&resealed),
-            };
-            entry.encode_into(&mut batch.entries);
+            entry::encode_put_into(scope, newest.version(), &token, &mut batch.entries, |out| {
+                record::seal(
+                    newest,
+                    &self.nonces,
+                    &token,
+                    &user_key,
+                    &value,
+                    self.compression_threshold,
+                    out,
+                )
+            });
             batch.count += 1;
             let key = store_key[..]
                 .try_into()
@@ -247,7 +241,7 @@ mod tests {
         let mut batch = crate::WriteBatch::new();
         batch.put(b"k".to_vec(), b"sealed under 1".to_vec());
         let stale = inner
-            .seal_batch(Scope::tenant(TenantId(1)), &batch)
+            .seal_batch(Scope::tenant(TenantId(1)), batch.op_refs())
             .unwrap()
             .unwrap();
         t.rotate_key().unwrap();

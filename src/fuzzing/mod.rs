@@ -29,6 +29,7 @@ use crate::crypto::SecretKey;
 use crate::crypto::aead;
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
+use crate::crypto::nonce::NonceSource;
 use crate::crypto::record;
 use crate::crypto::root::RootKey;
 use crate::crypto::scope_key::ScopeKey;
@@ -175,7 +176,15 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         (b"compressible", vec![b'a'; 900], 16),
     ] {
         let mut sealed = Vec::new();
-        record::seal(&key, &token, user_key, &value, threshold, &mut sealed);
+        record::seal(
+            &key,
+            &NonceSource::new(),
+            &token,
+            user_key,
+            &value,
+            threshold,
+            &mut sealed,
+        );
         records.push([&[0][..], &sealed].concat());
         let mut plain = vec![2, user_key.len() as u8, 0, (threshold % 251) as u8];
         plain.extend_from_slice(user_key);
@@ -254,7 +263,15 @@ fn seed_log() -> BTreeMap<PathBuf, Vec<u8>> {
             let token = key.token(user_key);
             let mut sealed = Vec::new();
             let value = format!("value {n} {i}");
-            record::seal(&key, &token, user_key, value.as_bytes(), 512, &mut sealed);
+            record::seal(
+                &key,
+                &NonceSource::new(),
+                &token,
+                user_key,
+                value.as_bytes(),
+                512,
+                &mut sealed,
+            );
             let op = if (n + i as u32) % 3 == 2 {
                 Op::Delete
             } else {

@@ -41,7 +41,15 @@ pub fn sealed_record(data: &[u8]) {
             let (user_key, value) = rest.split_at(split);
             let threshold = [0, 16, 512, usize::MAX][usize::from(threshold % 4)];
             let mut sealed = Vec::new();
-            record::seal(&key, &token, user_key, value, threshold, &mut sealed);
+            record::seal(
+                &key,
+                &NonceSource::new(),
+                &token,
+                user_key,
+                value,
+                threshold,
+                &mut sealed,
+            );
             let opened = record::open(&key, &token, &sealed).expect("a sealed record opens");
             assert_eq!(opened, (user_key.to_vec(), value.to_vec()));
         }

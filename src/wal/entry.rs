@@ -31,24 +31,44 @@ pub(crate) struct Entry<'a> {
 
 impl Entry<'_> {
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
-        let (kind, subject) = self.scope.encode_kind();
-        out.extend_from_slice(&self.scope.tenant.0.to_le_bytes());
-        out.push(kind);
-        out.extend_from_slice(&subject.to_le_bytes());
-        out.extend_from_slice(&self.key_version.to_le_bytes());
         match self.op {
             Op::Put(sealed) => {
-                out.push(OP_PUT);
-                out.extend_from_slice(&self.token);
-                out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-                out.extend_from_slice(sealed);
+                encode_put_into(self.scope, self.key_version, &self.token, out, |out| {
+                    out.extend_from_slice(sealed)
+                })
             }
             Op::Delete => {
-                out.push(OP_DELETE);
-                out.extend_from_slice(&self.token);
+                encode_header(self.scope, self.key_version, OP_DELETE, &self.token, out);
             }
         }
     }
+}
+
+/// Appends a put entry whose sealed record `write_sealed` appends in place
+/// (sealing straight into the payload saves a copy of every record).
+pub(crate) fn encode_put_into(
+    scope: Scope,
+    key_version: u32,
+    token: &Token,
+    out: &mut Vec<u8>,
+    write_sealed: impl FnOnce(&mut Vec<u8>),
+) {
+    encode_header(scope, key_version, OP_PUT, token, out);
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write_sealed(out);
+    let sealed_len = u32::try_from(out.len() - len_at - 4).expect("records are bounded");
+    out[len_at..len_at + 4].copy_from_slice(&sealed_len.to_le_bytes());
+}
+
+fn encode_header(scope: Scope, key_version: u32, op: u8, token: &Token, out: &mut Vec<u8>) {
+    let (kind, subject) = scope.encode_kind();
+    out.extend_from_slice(&scope.tenant.0.to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(&subject.to_le_bytes());
+    out.extend_from_slice(&key_version.to_le_bytes());
+    out.push(op);
+    out.extend_from_slice(token);
 }
 
 /// Why entries did not decode; the offset is relative to the entries' start.

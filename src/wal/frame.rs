@@ -62,8 +62,26 @@ pub(crate) fn mac(key: &SecretKey, prev_mac: &Mac, payload: &[u8]) -> Mac {
     *hasher.finalize().as_bytes()
 }
 
-/// Appends the frame of `payload` to `out` and returns its MAC.
+/// Appends the frame of `payload` to `out` and returns its MAC (for tests
+/// and fuzz targets, which make frames of payloads they hold).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encode(key: &SecretKey, prev_mac: &Mac, payload: &[u8], out: &mut Vec<u8>) -> Mac {
+    out.reserve(payload.len() + FRAME_OVERHEAD);
+    encode_with(key, prev_mac, out, |out| out.extend_from_slice(payload))
+}
+
+/// Appends a frame to `out` whose payload `write_payload` appends where
+/// the frame needs it (no copy of the payload is made), and returns its MAC.
+pub(crate) fn encode_with(
+    key: &SecretKey,
+    prev_mac: &Mac,
+    out: &mut Vec<u8>,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) -> Mac {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    write_payload(out);
+    let payload = &out[start + FRAME_HEADER_LEN..];
     assert!(
         payload.len() <= FRAME_PAYLOAD_MAX,
         "payload bounded by the batch limits"
@@ -74,10 +92,9 @@ pub(crate) fn encode(key: &SecretKey, prev_mac: &Mac, payload: &[u8], out: &mut 
     crc.update(&len);
     crc.update(payload);
     crc.update(&mac);
-    out.reserve(payload.len() + FRAME_OVERHEAD);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(payload);
+    let crc = crc.finalize().to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + FRAME_HEADER_LEN].copy_from_slice(&crc);
     out.extend_from_slice(&mac);
     mac
 }

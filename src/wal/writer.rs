@@ -22,8 +22,7 @@ use super::segment::{self, SegmentHeader};
 use crate::crypto::SecretKey;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{
-    LOG_ID_LEN, LSN_MAX, PAYLOAD_HEADER_LEN, SEGMENT_HEADER_LEN, SEGMENT_ZERO_FILL_BYTES,
-    ZERO_FILL_GROUP_MAX,
+    LOG_ID_LEN, LSN_MAX, SEGMENT_HEADER_LEN, SEGMENT_ZERO_FILL_BYTES, ZERO_FILL_GROUP_MAX,
 };
 use crate::fs::{Files, WritableFile};
 
@@ -93,7 +92,6 @@ pub(crate) struct LogWriter {
     sealed: Vec<SealedSegment>,
     poisoned: bool,
     buf: Vec<u8>,
-    payload: Vec<u8>,
 }
 
 impl LogWriter {
@@ -176,7 +174,6 @@ impl LogWriter {
             sealed,
             poisoned: false,
             buf: Vec::new(),
-            payload: Vec::new(),
         })
     }
 
@@ -194,17 +191,16 @@ impl LogWriter {
         let mut mac = self.prev_mac;
         self.buf.clear();
         for (i, batch) in batches.iter().enumerate() {
-            self.payload.clear();
-            PayloadHeader {
+            let header = PayloadHeader {
                 lsn: first_lsn + i as u64,
                 commit_time_us,
                 synced_lsn: self.synced_lsn,
                 entry_count: batch.count,
-            }
-            .encode_into(&mut self.payload);
-            debug_assert_eq!(self.payload.len(), PAYLOAD_HEADER_LEN);
-            self.payload.extend_from_slice(&batch.entries);
-            mac = frame::encode(&self.mac_key, &mac, &self.payload, &mut self.buf);
+            };
+            mac = frame::encode_with(&self.mac_key, &mac, &mut self.buf, |payload| {
+                header.encode_into(payload);
+                payload.extend_from_slice(&batch.entries);
+            });
         }
         let end = self.len + self.buf.len() as u64;
         // A large group's sync is dominated by its data: zeros written first
