@@ -54,12 +54,45 @@ impl PayloadHeader {
 }
 
 /// MAC of a frame, chained to the previous frame's MAC.
+///
+/// BLAKE3 hashes an input's 1 KiB chunks side by side (SIMD) only in
+/// subtrees aligned to the start of the input: fed the 36-byte prefix and
+/// then the payload, a hasher would work through most chunks of a 4 KiB
+/// record one at a time (3.6 µs here, more than sealing it). So a payload
+/// of more than a chunk is hashed as one contiguous input, copied into a
+/// per-thread buffer first (~0.1 µs per 4 KiB): the same bytes, the same MAC.
 pub(crate) fn mac(key: &SecretKey, prev_mac: &Mac, payload: &[u8]) -> Mac {
-    let mut hasher = blake3::Hasher::new_keyed(key.expose());
-    hasher.update(prev_mac);
-    hasher.update(&(payload.len() as u32).to_le_bytes());
-    hasher.update(payload);
-    *hasher.finalize().as_bytes()
+    let len = (payload.len() as u32).to_le_bytes();
+    if MAC_PREFIX_LEN + payload.len() <= blake3::CHUNK_LEN {
+        let mut hasher = blake3::Hasher::new_keyed(key.expose());
+        hasher.update(prev_mac);
+        hasher.update(&len);
+        hasher.update(payload);
+        return *hasher.finalize().as_bytes();
+    }
+    MAC_INPUT.with(|cell| {
+        let mut input = cell.borrow_mut();
+        input.clear();
+        input.extend_from_slice(prev_mac);
+        input.extend_from_slice(&len);
+        input.extend_from_slice(payload);
+        let mac = *blake3::keyed_hash(key.expose(), &input).as_bytes();
+        if input.capacity() > MAC_INPUT_KEPT {
+            *input = Vec::new();
+        }
+        mac
+    })
+}
+
+/// What the MAC hashes before the payload: the previous MAC and the length.
+const MAC_PREFIX_LEN: usize = MAC_LEN + 4;
+/// Largest MAC input buffer a thread keeps between frames.
+const MAC_INPUT_KEPT: usize = 1 << 20;
+
+thread_local! {
+    /// The MAC's contiguous input (the payload is sealed records and their
+    /// metadata: no plaintext passes through it).
+    static MAC_INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Appends the frame of `payload` to `out` and returns its MAC (for tests
@@ -173,6 +206,23 @@ mod tests {
         assert_eq!(mac(&key, &m1, f2.payload), m2);
         assert_ne!(mac(&key, &[0; MAC_LEN], f2.payload), m2, "chained");
         assert_eq!(PayloadHeader::decode(f2.payload).unwrap().lsn, 2);
+    }
+
+    #[test]
+    fn the_mac_is_keyed_blake3_of_prev_mac_length_and_payload_at_every_size() {
+        // Small payloads are fed to a hasher piece by piece, large ones are
+        // copied into one input first: both must be the MAC the format says.
+        let key = SecretKey::random();
+        let prev = [0xab; MAC_LEN];
+        let limit = blake3::CHUNK_LEN - MAC_PREFIX_LEN;
+        for len in [0, 1, limit - 1, limit, limit + 1, 4096, 4096 + 135, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut input = prev.to_vec();
+            input.extend_from_slice(&(len as u32).to_le_bytes());
+            input.extend_from_slice(&payload);
+            let expected = *blake3::keyed_hash(key.expose(), &input).as_bytes();
+            assert_eq!(mac(&key, &prev, &payload), expected, "payload of {len} B");
+        }
     }
 
     #[test]

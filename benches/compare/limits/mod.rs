@@ -6,7 +6,10 @@
 //! waits for it, and each run's fraction pairs that run's cell with that
 //! run's probes; the table reports the medians of those per-run figures.
 //!
-//! The models (printed with the table):
+//! The models (printed with the table). "Seal" below is a put's write
+//! crypto: the AEAD seal, the token and the one-record frame's MAC (keyed
+//! BLAKE3); "open" is a point read's read crypto: the token and the AEAD
+//! open (a scan's open is the AEAD open alone: it computes no token).
 //!
 //! - durable, 1 thread: one commit is a seal, then an fdatasync of about one
 //!   4 KiB write: `1 / (fsync(4 KiB) + seal)`, with the probe's mean fsync
@@ -35,7 +38,10 @@ use crate::config::{Config, DURABLE_THREADS_MANY, MIXED_THREADS, MIXED_WRITE_PER
 use crate::engines::Kind;
 use crate::report::{Results, latency, median, ops, size};
 use crate::{BUFFERED, DURABLE_1, DURABLE_8, MIXED, READ, SCAN, WORKLOADS};
-use probe::{AeadCost, Fsync, aead_cost, fdatasync_latency, zstd_attempt_ns};
+use probe::{
+    AeadCost, Fsync, HashCost, MAC_INPUT_BEYOND_VALUE, aead_cost, fdatasync_latency, hash_cost,
+    zstd_attempt_ns,
+};
 use strongroom::format::{COMPRESSION_THRESHOLD_DEFAULT, ZSTD_LEVEL};
 
 /// The bytes of one record's log frame beyond its value (key, record and
@@ -46,6 +52,7 @@ const FRAME_OVERHEAD: usize = 128;
 #[derive(Default)]
 pub struct Probes {
     aead: BTreeMap<usize, Vec<AeadCost>>,
+    hash: BTreeMap<usize, Vec<HashCost>>,
     /// strongroom's zstd attempt, for the value sizes over its threshold.
     zstd_ns: BTreeMap<usize, Vec<f64>>,
     /// The fdatasync probes taken right before a (workload, value size):
@@ -84,6 +91,8 @@ impl Probes {
         for len in VALUE_LENS {
             let cost = aead_cost(len, config.probe);
             self.aead.entry(len).or_default().push(cost);
+            let hash = hash_cost(len, config.probe);
+            self.hash.entry(len).or_default().push(hash);
             if len + 4 + 16 > COMPRESSION_THRESHOLD_DEFAULT {
                 let ns = zstd_attempt_ns(len, config.probe);
                 self.zstd_ns.entry(len).or_default().push(ns);
@@ -209,8 +218,24 @@ impl Probes {
         }
         println!(
             "\n(CPU time per record of the calling thread; records shaped like strongroom's: a \
-             21 B header with the value, 57 B of AAD, a random nonce per seal, a new Vec per \
+             21 B header with the value, 57 B of AAD, a counter nonce per seal, a new Vec per \
              open. The limits below take the cheaper of the two.)\n"
+        );
+        println!("| value | token (keyed BLAKE3 of a 16 B key) | frame MAC (keyed BLAKE3) |");
+        println!("|---|--:|--:|");
+        for (len, runs) in &self.hash {
+            println!(
+                "| {} | {} | {} (of {} B) |",
+                size(*len),
+                latency(median(runs.iter().map(|h| h.token_ns))),
+                latency(median(runs.iter().map(|h| h.frame_mac_ns))),
+                len + MAC_INPUT_BEYOND_VALUE
+            );
+        }
+        println!(
+            "\n(What every put hashes besides its seal: the token and its one-record frame's \
+             MAC; a point read computes the token. The limits count them: write crypto = seal \
+             + token + frame MAC, read crypto = token + open.)\n"
         );
         for (len, runs) in &self.zstd_ns {
             println!(
@@ -229,8 +254,13 @@ impl Probes {
     /// every figure it needs was measured.
     fn limit(&self, results: &Results, w: usize, len: usize, run: usize) -> Option<f64> {
         let cost = self.aead.get(&len)?.get(run)?;
-        let seal = cost.reference_seal_ns.min(cost.strongroom_seal_ns);
-        let open = cost.reference_open_ns.min(cost.strongroom_open_ns);
+        let hash = self.hash.get(&len)?.get(run)?;
+        // What sealing a put and opening a read cost in all (see
+        // `print_aead`): the names below are the models' terms.
+        let seal =
+            cost.reference_seal_ns.min(cost.strongroom_seal_ns) + hash.token_ns + hash.frame_mac_ns;
+        let open = cost.reference_open_ns.min(cost.strongroom_open_ns) + hash.token_ns;
+        let scan_open = cost.reference_open_ns.min(cost.strongroom_open_ns);
         let fsync = |w: usize| {
             let (idle, awake) = self.fsync.get(&(w, len))?.get(run)?;
             Some(idle.mean_ns.min(awake.mean_ns))
@@ -247,7 +277,7 @@ impl Probes {
             }
             BUFFERED => seal + rocks_ns(BUFFERED)?,
             READ => open + rocks_ns(READ)?,
-            SCAN => open + rocks_ns(SCAN)?,
+            SCAN => scan_open + rocks_ns(SCAN)?,
             MIXED => {
                 let write = MIXED_WRITE_PERCENT as f64 / 100.0;
                 let read_ns = open + rocks_ns(READ)?;
@@ -262,13 +292,16 @@ impl Probes {
 
     fn print_fractions(&self, results: &Results, runs: usize) {
         let models: [(usize, String); 6] = [
-            (DURABLE_1, "1 / (fsync 4 KiB + seal)".into()),
+            (DURABLE_1, "1 / (fsync 4 KiB + write crypto)".into()),
             (
                 DURABLE_8,
-                format!("8 / (fsync 8 records + 8 × seal / {} cores)", cores()),
+                format!(
+                    "8 / (fsync 8 records + 8 × write crypto / {} cores)",
+                    cores()
+                ),
             ),
-            (BUFFERED, "1 / (seal + RocksDB buffered put)".into()),
-            (READ, "1 / (open + RocksDB get)".into()),
+            (BUFFERED, "1 / (write crypto + RocksDB buffered put)".into()),
+            (READ, "1 / (read crypto + RocksDB get)".into()),
             (SCAN, "1 / (open + RocksDB scan, per record)".into()),
             (
                 MIXED,

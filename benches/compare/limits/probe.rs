@@ -37,18 +37,20 @@ pub struct AeadCost {
 }
 
 /// Seals and opens records shaped like strongroom's (a 21-byte header
-/// before the value, 57 bytes of AAD, a fresh random nonce from the OS per
-/// seal, a new plaintext Vec per open), with the `chacha20poly1305` crate
-/// (the RustCrypto reference, a cipher built per record) and with
-/// strongroom's own AEAD.
+/// before the value, 57 bytes of AAD, a new nonce per seal from a counter as
+/// the engine's are, a new plaintext Vec per open), with the
+/// `chacha20poly1305` crate (the RustCrypto reference, a cipher built per
+/// record) and with strongroom's own AEAD.
 pub fn aead_cost(value_len: usize, duration: Duration) -> AeadCost {
     let key = [7u8; 32];
     let aad = [1u8; RECORD_AAD];
     let plaintext = vec![0x5a; RECORD_HEADER + value_len];
     let mut buf = plaintext.clone();
+    let mut count = 0u64;
     let reference_seal_ns = cpu_ns_per_call(duration, || {
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).expect("getrandom");
+        count += 1;
+        let mut nonce = [3u8; 24];
+        nonce[16..].copy_from_slice(&count.to_le_bytes());
         buf.copy_from_slice(&plaintext);
         let cipher = XChaCha20Poly1305::new(Key::from_slice(&key));
         let tag = cipher
@@ -84,6 +86,41 @@ pub fn aead_cost(value_len: usize, duration: Duration) -> AeadCost {
         reference_open_ns,
         strongroom_seal_ns,
         strongroom_open_ns,
+    }
+}
+
+/// The keyed BLAKE3 every record pays besides its seal, CPU nanoseconds of
+/// the calling thread.
+#[derive(Debug, Clone, Copy)]
+pub struct HashCost {
+    /// The token: keyed BLAKE3 of a 16-byte user key (puts and point reads).
+    pub token_ns: f64,
+    /// The frame MAC of a one-record frame (puts).
+    pub frame_mac_ns: f64,
+}
+
+/// What the frame MAC hashes beyond the value, for one put of a 16-byte
+/// key: the previous MAC (32) and the length (4), then the payload: its
+/// header (28), the entry's header (38) and sealed length (4), the record's
+/// key version (4), nonce (24), plaintext header with the key (21) and tag
+/// (16). See `src/wal/frame.rs` and `src/wal/entry.rs`.
+pub const MAC_INPUT_BEYOND_VALUE: usize = 32 + 4 + 28 + 38 + 4 + 4 + 24 + 21 + 16;
+
+/// Hashes as strongroom does for one put of a value of `value_len` bytes.
+pub fn hash_cost(value_len: usize, duration: Duration) -> HashCost {
+    let key = [5u8; 32];
+    let user_key = [6u8; 16];
+    let token_ns = cpu_ns_per_call(duration, || {
+        black_box(blake3::keyed_hash(&key, black_box(&user_key)));
+    });
+    let input = vec![0x3c; MAC_INPUT_BEYOND_VALUE + value_len];
+    // One contiguous input, as `src/wal/frame.rs` hashes a frame.
+    let frame_mac_ns = cpu_ns_per_call(duration, || {
+        black_box(blake3::keyed_hash(&key, black_box(&input)));
+    });
+    HashCost {
+        token_ns,
+        frame_mac_ns,
     }
 }
 
