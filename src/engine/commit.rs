@@ -121,8 +121,12 @@ struct State {
 /// The commit path of one database.
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
-    /// Signalled when a sync ends, a group is applied, or groups fail.
-    progress: Condvar,
+    /// Signalled when a sync ends, or groups fail: wakes the leaders
+    /// waiting for a sync.
+    synced: Condvar,
+    /// Signalled when a group is applied, or groups fail: wakes the leaders
+    /// waiting for their turn to apply, or for the pipeline to drain.
+    applied: Condvar,
     writer: Mutex<LogWriter>,
     sync_every_commit: bool,
     clock: Arc<dyn Clock>,
@@ -152,7 +156,8 @@ impl GroupCommit {
                 applied_lsn: lsn,
                 failed_from: u64::MAX,
             }),
-            progress: Condvar::new(),
+            synced: Condvar::new(),
+            applied: Condvar::new(),
             writer: Mutex::new(writer),
             sync_every_commit: durability == Durability::SyncEveryCommit,
             clock,
@@ -359,13 +364,13 @@ impl GroupCommit {
                 return Err(Error::Poisoned);
             }
             if state.syncing {
-                self.progress.wait(&mut state);
+                self.synced.wait(&mut state);
                 continue;
             }
             state.syncing = true;
             let synced = MutexGuard::unlocked(&mut state, || self.sync_log());
             state.syncing = false;
-            self.progress.notify_all();
+            self.synced.notify_all();
             state.synced_lsn = state.synced_lsn.max(synced?);
         }
     }
@@ -380,7 +385,7 @@ impl GroupCommit {
     ) -> Result<()> {
         let mut state = self.state.lock();
         while state.applied_lsn + 1 != first_lsn && state.failed_from > first_lsn {
-            self.progress.wait(&mut state);
+            self.applied.wait(&mut state);
         }
         if state.failed_from <= first_lsn {
             return Err(Error::Poisoned);
@@ -394,7 +399,7 @@ impl GroupCommit {
         let mut state = self.state.lock();
         debug_assert!(state.applied_lsn < last_lsn);
         state.applied_lsn = last_lsn;
-        self.progress.notify_all();
+        self.applied.notify_all();
         Ok(())
     }
 
@@ -402,7 +407,8 @@ impl GroupCommit {
     fn fail_from(&self, lsn: u64) {
         let mut state = self.state.lock();
         state.failed_from = state.failed_from.min(lsn);
-        self.progress.notify_all();
+        self.synced.notify_all();
+        self.applied.notify_all();
     }
 
     /// Makes every frame written so far durable, without holding the writer
@@ -468,7 +474,7 @@ impl AppendStage<'_> {
             if state.failed_from <= state.applied_lsn + 1 {
                 return Err(Error::Poisoned);
             }
-            commit.progress.wait(&mut state);
+            commit.applied.wait(&mut state);
         }
         Ok(())
     }
