@@ -4,7 +4,7 @@ use super::batch::OpRef;
 use super::db::Inner;
 use crate::Lsn;
 use crate::crypto::record::{self, OpenError};
-use crate::crypto::scope_key::{ScopeKeys, Token};
+use crate::crypto::scope_key::{ScopeKey, ScopeKeys, Token};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{FRAME_PAYLOAD_MAX, PUT_ENTRY_OVERHEAD, USER_KEY_MAX, USER_VALUE_MAX};
 use crate::scope::Scope;
@@ -62,26 +62,7 @@ impl Inner {
             let token = key.token(user_key);
             match value {
                 Some(value) => {
-                    encoded
-                        .entries
-                        .reserve(PUT_ENTRY_OVERHEAD + user_key.len() + value.len());
-                    entry::encode_put_into(
-                        scope,
-                        key.version(),
-                        &token,
-                        &mut encoded.entries,
-                        |out| {
-                            record::seal(
-                                &key,
-                                &self.nonces,
-                                &token,
-                                user_key,
-                                value,
-                                self.compression_threshold,
-                                out,
-                            )
-                        },
-                    );
+                    self.encode_sealed_put(&key, &token, user_key, value, &mut encoded.entries)
                 }
                 None => Entry {
                     scope,
@@ -97,6 +78,30 @@ impl Inner {
             }
         }
         Ok((encoded.count > 0).then_some(encoded))
+    }
+
+    /// Appends to `entries` the put of (`user_key`, `value`) in `key`'s
+    /// scope, its record sealed under `key` straight into them.
+    pub(crate) fn encode_sealed_put(
+        &self,
+        key: &ScopeKey,
+        token: &Token,
+        user_key: &[u8],
+        value: &[u8],
+        entries: &mut Vec<u8>,
+    ) {
+        entries.reserve(PUT_ENTRY_OVERHEAD + user_key.len() + value.len());
+        entry::encode_put_into(key.scope(), key.version(), token, entries, |out| {
+            record::seal(
+                key,
+                &self.nonces,
+                token,
+                user_key,
+                value,
+                self.compression_threshold,
+                out,
+            )
+        });
     }
 
     /// Reads `user_key` in `scope`: live, or from a snapshot with the keys

@@ -29,7 +29,6 @@ use crate::error::{CorruptionKind, Result};
 use crate::scope::{Scope, TenantId};
 use crate::store::key_codec;
 use crate::wal::EncodedBatch;
-use crate::wal::entry;
 
 /// Records re-sealed per commit.
 const REENCRYPT_BATCH: usize = 256;
@@ -179,17 +178,8 @@ impl Inner {
                     .corruption(CorruptionKind::Malformed("store key"))
             })?;
             let (user_key, value) = self.open(&keys, &token, &sealed)?;
-            entry::encode_put_into(scope, newest.version(), &token, &mut batch.entries, |out| {
-                record::seal(
-                    newest,
-                    &self.nonces,
-                    &token,
-                    &user_key,
-                    &value,
-                    self.compression_threshold,
-                    out,
-                )
-            });
+            debug_assert_eq!(newest.scope(), scope);
+            self.encode_sealed_put(newest, &token, &user_key, &value, &mut batch.entries);
             batch.count += 1;
             let key = store_key[..]
                 .try_into()
