@@ -13,13 +13,17 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 
 use rand::Rng;
-use strongroom::format::ZSTD_LEVEL;
+use strongroom::format::{
+    MAC_LEN, PAYLOAD_HEADER_LEN, PUT_ENTRY_OVERHEAD, RECORD_HEADER_LEN, ZSTD_LEVEL,
+};
 
 use crate::workload::percentile;
 
+/// The bench's user keys are 16 bytes.
+const USER_KEY: usize = 16;
 /// A sealed record's plaintext beyond the value: a flags byte, the key's
-/// length (4) and a 16-byte key (see `src/crypto/record.rs`).
-const RECORD_HEADER: usize = 1 + 4 + 16;
+/// length and the key (see `src/crypto/record.rs`).
+const RECORD_HEADER: usize = RECORD_HEADER_LEN + USER_KEY;
 /// The record AAD's length: domain, tenant, kind, subject, token, version.
 const RECORD_AAD: usize = 16 + 8 + 1 + 8 + 16 + 4;
 
@@ -100,11 +104,12 @@ pub struct HashCost {
 }
 
 /// What the frame MAC hashes beyond the value, for one put of a 16-byte
-/// key: the previous MAC (32) and the length (4), then the payload: its
-/// header (28), the entry's header (38) and sealed length (4), the record's
-/// key version (4), nonce (24), plaintext header with the key (21) and tag
-/// (16). See `src/wal/frame.rs` and `src/wal/entry.rs`.
-pub const MAC_INPUT_BEYOND_VALUE: usize = 32 + 4 + 28 + 38 + 4 + 4 + 24 + 21 + 16;
+/// key: the previous MAC and the length (4), then the payload: its header,
+/// and the put entry with its sealed record (171 bytes in all). See
+/// `src/wal/frame.rs` and `src/wal/entry.rs`.
+pub const MAC_INPUT_BEYOND_VALUE: usize =
+    MAC_LEN + 4 + PAYLOAD_HEADER_LEN + PUT_ENTRY_OVERHEAD + USER_KEY;
+const _: () = assert!(MAC_INPUT_BEYOND_VALUE == 171);
 
 /// Hashes as strongroom does for one put of a value of `value_len` bytes.
 pub fn hash_cost(value_len: usize, duration: Duration) -> HashCost {
