@@ -35,6 +35,12 @@ impl ManualClock {
         ManualClock(AtomicU64::new(SystemClock.now_us()))
     }
 
+    /// A clock reading `now_us` (µs since the Unix epoch), until moved: a
+    /// clock set wrong, for tests of what a wrong clock may not do.
+    pub fn at(now_us: u64) -> Self {
+        ManualClock(AtomicU64::new(now_us))
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_micros() as u64, Ordering::SeqCst);

@@ -57,6 +57,21 @@ pub enum CorruptionKind {
     /// A wrapped key failed authentication.
     #[error("wrapped key failed authentication")]
     KeyAuth,
+    /// The store holds records of a scope whose key this keyring file should
+    /// hold and does not (the file was deleted, cut short or rolled back).
+    #[error("a key is missing: the store holds records that no key here opens")]
+    MissingKey,
+    /// The store belongs to another database (its binding names another log).
+    #[error("the store belongs to another database")]
+    ForeignStore,
+    /// The store's last applied frame is not the log's frame at that LSN: the
+    /// store comes from another history of this database (an older or
+    /// diverged copy).
+    #[error("the store's frame at LSN {lsn} is not the log's: another history of this database")]
+    StoreDiverged {
+        /// The LSN the store says it applied last.
+        lsn: u64,
+    },
 }
 
 /// The error of every public strongroom call.
@@ -145,6 +160,13 @@ pub enum Error {
     /// The data directory exists but is not a strongroom database.
     #[error("{0} is not a strongroom database")]
     NotADatabase(PathBuf),
+    /// Another open holds the database (in another process, or an earlier
+    /// open in this one that is not yet closed). Nothing was read or written.
+    #[error("{path} is in use by another open of the database")]
+    InUse {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// The data directory does not exist and `create_if_missing` is off.
     #[error("no database at {0}")]
     NotFound(PathBuf),

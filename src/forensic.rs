@@ -15,6 +15,7 @@ use crate::crypto::keyring::Keyring;
 use crate::crypto::master::MasterKey;
 use crate::crypto::record;
 use crate::crypto::scope_key::Token;
+use crate::engine::db::lock_data_dir;
 use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, STORE_DIR, STORE_NS_DATA, WAL_DIR};
 use crate::fs::Files;
@@ -51,6 +52,10 @@ pub struct Decrypted {
 /// is destroyed are skipped, silently: that is the point.
 pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypted>> {
     let files = Files::new(Arc::clone(&options.file_system));
+    // The database's own lock: opening the keyring may repair it (drop a
+    // torn append, compact the seals ledger), which must never race an open
+    // database's appends. An open database makes this `InUse`.
+    let _lock = lock_data_dir(&files, path, false)?;
     let keyring_dir = path.join(KEYRING_DIR);
     let manifest = Keyring::read_manifest(&files, &keyring_dir)?
         .ok_or_else(|| Error::NotFound(path.into()))?;

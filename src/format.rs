@@ -15,6 +15,9 @@ pub const WAL_DIR: &str = "wal";
 pub const STORE_DIR: &str = "store";
 /// Folder of the keyring, under the data directory.
 pub const KEYRING_DIR: &str = "keyring";
+/// The file holding the database's advisory lock (`flock`), under the data
+/// directory: one process at a time opens a database. Empty; never synced.
+pub const LOCK_FILE: &str = "LOCK";
 /// Suffix of temporary files written before an atomic rename.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -255,6 +258,15 @@ pub const STORE_NS_META: u8 = 0;
 pub const STORE_NS_DATA: u8 = 1;
 /// A data key: ns(1) tenant(8) scope_kind(1) subject(8) token(16).
 pub const STORE_KEY_LEN: usize = 1 + 8 + 1 + 8 + TOKEN_LEN;
-/// Meta key holding the LSN of the last batch applied to the store.
+/// Meta key holding where the store is in the log: the LSN, commit time and
+/// MAC of the last frame applied (`APPLIED_LEN` bytes; a store written before
+/// the MAC was recorded holds the LSN alone, `APPLIED_LEN_V1` bytes).
 pub const META_APPLIED_LSN: &[u8] = b"\x00applied_lsn";
 const _: () = assert!(META_APPLIED_LSN[0] == STORE_NS_META);
+/// Length of the applied mark: lsn u64 | commit_time_us u64 | mac.
+pub const APPLIED_LEN: usize = 8 + 8 + MAC_LEN;
+/// Length of the applied mark in stores written before the MAC was recorded.
+pub const APPLIED_LEN_V1: usize = 8;
+/// Meta key binding the store to its database: the manifest's log id.
+pub const META_DATABASE: &[u8] = b"\x00database";
+const _: () = assert!(META_DATABASE[0] == STORE_NS_META);

@@ -46,8 +46,8 @@ use crate::error::{Error, Result};
 use crate::format::STORE_KEY_LEN;
 use crate::format::{GROUP_BYTES_MAX, PAYLOAD_HEADER_LEN};
 use crate::options::Durability;
-use crate::store::Store;
 use crate::store::key_codec;
+use crate::store::{Applied, Store};
 use crate::wal::entry::{self, Entry, Op};
 use crate::wal::{EncodedBatch, LogWriter};
 
@@ -248,7 +248,7 @@ impl GroupCommit {
             .collect();
         let mut lsns = vec![None; group.len()];
         let mut entries = Vec::new();
-        let (admitted, first_lsn, last_lsn) = {
+        let (admitted, first_lsn, last) = {
             let stage = AppendStage(self);
             let opener = self.opener_pid.load(Ordering::Relaxed);
             if std::process::id() != opener {
@@ -264,19 +264,24 @@ impl GroupCommit {
                 return Ok(lsns);
             }
             let batches: Vec<&EncodedBatch> = admitted.iter().map(|&i| group[i]).collect();
-            let first_lsn = writer.append(&batches, self.commit_time_us())?;
-            let last_lsn = first_lsn + batches.len() as u64 - 1;
-            self.state.lock().appended_lsn = last_lsn;
-            (admitted, first_lsn, last_lsn)
+            let commit_us = self.commit_time_us();
+            let first_lsn = writer.append(&batches, commit_us)?;
+            let last = Applied {
+                lsn: first_lsn + batches.len() as u64 - 1,
+                commit_us,
+                mac: Some(writer.last_mac()),
+            };
+            self.state.lock().appended_lsn = last.lsn;
+            (admitted, first_lsn, last)
             // The stage passes on here: the next group appends while this
             // one syncs.
         };
         let landed = if self.sync_every_commit {
-            self.wait_synced(first_lsn, last_lsn)
+            self.wait_synced(first_lsn, last.lsn)
         } else {
             Ok(())
         }
-        .and_then(|()| self.apply_in_order(store, &entries, first_lsn, last_lsn));
+        .and_then(|()| self.apply_in_order(store, &entries, first_lsn, &last));
         if let Err(e) = landed {
             self.fail_from(first_lsn);
             return Err(e);
@@ -381,8 +386,9 @@ impl GroupCommit {
         store: &Store,
         entries: &[Entry<'_>],
         first_lsn: u64,
-        last_lsn: u64,
+        last: &Applied,
     ) -> Result<()> {
+        let last_lsn = last.lsn;
         let mut state = self.state.lock();
         while state.applied_lsn + 1 != first_lsn && state.failed_from > first_lsn {
             self.applied.wait(&mut state);
@@ -391,7 +397,7 @@ impl GroupCommit {
             return Err(Error::Poisoned);
         }
         drop(state);
-        store.apply(entries, last_lsn).inspect_err(|_| {
+        store.apply(entries, last).inspect_err(|_| {
             // The log holds frames the store does not: only a reopen (which
             // replays them) brings the two level again.
             self.writer.lock().poison();

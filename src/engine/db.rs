@@ -15,8 +15,8 @@ use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{Error, Result};
-use crate::format::{KEYRING_DIR, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
-use crate::fs::Files;
+use crate::format::{KEYRING_DIR, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
+use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
 use crate::store::Store;
 use crate::wal::{LogWriter, SegmentOptions};
@@ -40,6 +40,9 @@ pub(crate) struct Inner {
     /// One maintenance pass at a time (the background thread's, or a
     /// caller's `run_maintenance`), so no work is done twice at once.
     maintenance: Mutex<()>,
+    /// The data directory's lock, held while anything above is open (the
+    /// last field: dropped after the store is closed).
+    _lock: Box<dyn FileLock>,
 }
 
 /// An open strongroom database. Cheap to share across threads by reference
@@ -65,6 +68,7 @@ impl Db {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
         }
         let files = Files::new(Arc::clone(&options.file_system));
+        let lock = lock_data_dir(&files, path, options.create_if_missing)?;
         let keyring_dir = path.join(KEYRING_DIR);
         let (manifest, root) = match Keyring::read_manifest(&files, &keyring_dir)? {
             Some(manifest) => {
@@ -86,6 +90,7 @@ impl Db {
         let wal_dir = path.join(WAL_DIR);
         files.create_dir_durable(&wal_dir)?;
         let store = Store::open(path, options.block_cache_bytes)?;
+        store.bind(&log_id)?;
         let replayed = replay(&files, &wal_dir, &mac_key, &log_id, &store, &keyring)?;
         let writer = LogWriter::open(
             &files,
@@ -97,7 +102,7 @@ impl Db {
                 zero_fill: options.durability == Durability::SyncEveryCommit,
             },
             &replayed.log,
-            store.applied_lsn()?,
+            replayed.store_before.lsn,
         )?;
         let inner = Arc::new(Inner {
             keyring,
@@ -106,12 +111,17 @@ impl Db {
                 writer,
                 options.durability,
                 Arc::clone(&options.clock),
-                replayed.log.last_commit_us,
+                // The floor of commit times outlives the log's segments.
+                replayed
+                    .log
+                    .last_commit_us
+                    .max(replayed.store_before.commit_us),
             ),
             clock: options.clock,
             compression_threshold: options.compression_threshold_bytes,
             nonces: NonceSource::new(),
             maintenance: Mutex::new(()),
+            _lock: lock,
         });
         // Shreds whose deadline passed while the database was closed, or
         // that a crash interrupted, complete before anything is served.
@@ -219,6 +229,33 @@ impl Inner {
     }
 }
 
+/// Takes the data directory's lock ([`LOCK_FILE`]) before any other file of
+/// the database is read or written, creating the folder if it is missing and
+/// `create_if_missing` allows. A folder that holds other things but no
+/// database is refused first, so no lock file is left in it.
+pub(crate) fn lock_data_dir(
+    files: &Files,
+    path: &Path,
+    create_if_missing: bool,
+) -> Result<Box<dyn FileLock>> {
+    if files.is_dir(path)? {
+        let names = files.list(path)?;
+        let ours = |n: &String| [KEYRING_DIR, WAL_DIR, STORE_DIR, LOCK_FILE].contains(&n.as_str());
+        if !names.is_empty() && !names.iter().any(ours) {
+            return Err(Error::NotADatabase(path.to_path_buf()));
+        }
+    } else if create_if_missing {
+        files.create_dir_durable(path)?;
+    } else {
+        return Err(Error::NotFound(path.to_path_buf()));
+    }
+    files
+        .try_lock(&path.join(LOCK_FILE))?
+        .ok_or_else(|| Error::InUse {
+            path: path.to_path_buf(),
+        })
+}
+
 /// Creates a new database's folders and keyring manifest, with a new root
 /// key. Refuses a folder that holds anything but an empty keyring folder.
 fn create(files: &Files, path: &Path, options: &Options) -> Result<(Manifest, RootKey)> {
@@ -228,7 +265,7 @@ fn create(files: &Files, path: &Path, options: &Options) -> Result<(Manifest, Ro
     if !options.create_if_missing {
         return Err(Error::NotFound(path.to_path_buf()));
     }
-    if files.is_dir(path)? && !is_empty_or_only_keyring(files, path)? {
+    if !is_empty_or_only_keyring(files, path)? {
         return Err(Error::NotADatabase(path.to_path_buf()));
     }
     let kdf = Kdf::for_new_database(&options.master_key);
@@ -236,14 +273,16 @@ fn create(files: &Files, path: &Path, options: &Options) -> Result<(Manifest, Ro
     let mut log_id = [0u8; LOG_ID_LEN];
     crate::crypto::fill_random(&mut log_id);
     let (manifest, root) = Manifest::create(kdf, &master, log_id);
-    files.create_dir_durable(path)?;
     Keyring::create(files, &path.join(KEYRING_DIR), &manifest)?;
     tracing::info!(path = %path.display(), "created a new database");
     Ok((manifest, root))
 }
 
 fn is_empty_or_only_keyring(files: &Files, path: &Path) -> Result<bool> {
-    Ok(files.list(path)?.iter().all(|name| name == KEYRING_DIR))
+    Ok(files
+        .list(path)?
+        .iter()
+        .all(|name| name == KEYRING_DIR || name == LOCK_FILE))
 }
 
 /// Background threads: maintenance, and the interval syncer.

@@ -1,5 +1,7 @@
 //! The operations every scope handle offers, written once.
 
+use std::sync::Arc;
+
 use super::batch::OpRef;
 use super::db::Inner;
 use crate::Lsn;
@@ -8,7 +10,7 @@ use crate::crypto::scope_key::{ScopeKey, ScopeKeys, Token};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{FRAME_PAYLOAD_MAX, PUT_ENTRY_OVERHEAD, USER_KEY_MAX, USER_VALUE_MAX};
 use crate::scope::Scope;
-use crate::store::StoreSnapshot;
+use crate::store::{StoreSnapshot, key_codec};
 use crate::wal::EncodedBatch;
 use crate::wal::entry::{self, Entry, Op};
 
@@ -52,11 +54,14 @@ impl Inner {
             };
             check_sizes(user_key, value.unwrap_or_default())?;
             let key = match value {
-                Some(_) => self.keyring.current_key_or_create(scope)?,
+                Some(_) => self.key_for_write(scope)?,
                 // A scope without a key holds nothing to delete.
                 None => match self.keyring.current_key(scope)? {
                     Some(key) => key,
-                    None => continue,
+                    None => {
+                        self.check_keyless(scope)?;
+                        continue;
+                    }
                 },
             };
             let token = key.token(user_key);
@@ -116,7 +121,7 @@ impl Inner {
         let (snapshot, mut keys) = match view {
             Some((snapshot, keys)) => (Some(snapshot), keys),
             None => {
-                let Some(keys) = self.keyring.keys(scope)? else {
+                let Some(keys) = self.read_keys(scope)? else {
                     return Ok(None);
                 };
                 live_keys = keys;
@@ -145,6 +150,52 @@ impl Inner {
             return Err(self.store.corruption(CorruptionKind::RecordAuth));
         }
         Ok(Some(value))
+    }
+
+    /// The key a live scope writes under, created if it has none, and only
+    /// if it holds no data ([`Inner::check_keyless`]).
+    pub(crate) fn key_for_write(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
+        if let Some(key) = self.keyring.current_key(scope)? {
+            return Ok(key);
+        }
+        self.check_keyless(scope)?;
+        self.keyring.current_key_or_create(scope)
+    }
+
+    /// Every key version of a live scope, for reading; `None` only for a
+    /// scope that holds no data ([`Inner::check_keyless`]).
+    pub(crate) fn read_keys(&self, scope: Scope) -> Result<Option<ScopeKeys>> {
+        let keys = self.keyring.keys(scope)?;
+        if keys.is_none() {
+            self.check_keyless(scope)?;
+        }
+        Ok(keys)
+    }
+
+    /// A live scope without a key must hold nothing: records in the store
+    /// under it (or, for a tenant without keys, under any of its scopes)
+    /// mean its key was lost from the keyring (a shard deleted, cut short or
+    /// rolled back). That is corruption of the shard that held the key, never
+    /// an empty scope, and no new key may be made over the data.
+    ///
+    /// Runs only on the keyless path (a scope's first write, a read of a
+    /// scope never written): one bounded seek.
+    pub(crate) fn check_keyless(&self, scope: Scope) -> Result<()> {
+        let (lacking, shard) = self.keyring.key_home(scope);
+        // Data found may be a concurrent first write's, with the key made
+        // since this caller looked (or the scope sealed or shredded since:
+        // `keys` says so): only data with still no key is a lost key.
+        if self.store.holds_any(&key_codec::shred_prefix(lacking))?
+            && self.keyring.keys(lacking)?.is_none()
+        {
+            tracing::error!(
+                scope = %lacking,
+                file = %shard.display(),
+                "the store holds records of a scope whose key is missing from the keyring"
+            );
+            return Err(Error::corruption(shard, 0, CorruptionKind::MissingKey));
+        }
+        Ok(())
     }
 
     /// Opens a sealed record with the key version it names, from `keys`.

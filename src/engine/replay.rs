@@ -14,13 +14,15 @@ use crate::crypto::keyring::Keyring;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::LOG_ID_LEN;
 use crate::fs::Files;
-use crate::store::Store;
+use crate::store::{Applied, Store};
 use crate::wal::{LogSummary, read_log};
 
 /// What a replay did.
 #[derive(Debug)]
 pub(crate) struct Replayed {
     pub(crate) log: LogSummary,
+    /// The store's last frame before the replay.
+    pub(crate) store_before: Applied,
     /// Frames applied to the store.
     pub(crate) frames: u64,
 }
@@ -33,6 +35,10 @@ pub(crate) struct Replayed {
 /// history, [`CorruptionKind::LogGap`]. (The log has gaps only where the
 /// store was ahead of it at an open, so a gap inside what the store holds is
 /// expected and skipped.)
+///
+/// The store's own last frame must be the log's frame at that LSN (its MAC,
+/// or the next frame's link to it): else the store comes from another
+/// history of the database, [`CorruptionKind::StoreDiverged`].
 pub(crate) fn replay(
     files: &Files,
     wal_dir: &Path,
@@ -41,11 +47,22 @@ pub(crate) fn replay(
     store: &Store,
     keyring: &Keyring,
 ) -> Result<Replayed> {
-    let applied = store.applied_lsn()?;
+    let mark = store.applied()?;
+    let applied = mark.lsn;
     let mut frames = 0u64;
     let mut expected = applied + 1;
     let log = read_log(files, wal_dir, mac_key, log_id, |frame| {
         let lsn = frame.header.lsn;
+        let vouches = match lsn {
+            _ if lsn == applied => Some(&frame.mac),
+            _ if lsn == applied + 1 => Some(&frame.prev_mac),
+            _ => None,
+        };
+        if let (Some(log_mac), Some(store_mac)) = (vouches, &mark.mac)
+            && log_mac != store_mac
+        {
+            return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: applied }));
+        }
         if lsn <= applied {
             return Ok(());
         }
@@ -67,7 +84,12 @@ pub(crate) fn replay(
                 kept.push(*entry);
             }
         }
-        store.apply(&kept, lsn)?;
+        let this = Applied {
+            lsn,
+            commit_us: frame.header.commit_time_us,
+            mac: Some(frame.mac),
+        };
+        store.apply(&kept, &this)?;
         frames += 1;
         expected = lsn + 1;
         if frames.is_multiple_of(10_000) {
@@ -75,11 +97,39 @@ pub(crate) fn replay(
         }
         Ok(())
     })?;
+    if applied > log.last_lsn
+        && let Some(store_mac) = mark.mac
+    {
+        // The store's frame is not in the log. If the log's last segment
+        // starts right after it (checkpoints removed the rest), that
+        // segment's link must be the store's frame.
+        let reach = log
+            .segments
+            .last()
+            .map_or(0, |s| s.first_lsn - 1)
+            .max(log.last_lsn);
+        if reach == applied && log.last_mac != store_mac {
+            return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: applied }));
+        }
+        if reach < applied {
+            // The store is ahead of the log (a power cut under
+            // `SyncInterval`): the log goes on from its own last frame, so
+            // that is the link the next open will find (FORMAT §9.4).
+            store.rebase_applied(&Applied {
+                mac: Some(log.last_mac),
+                ..mark
+            })?;
+        }
+    }
     tracing::info!(
         applied_before = applied,
         frames,
         last_lsn = log.last_lsn,
         "replay: done"
     );
-    Ok(Replayed { log, frames })
+    Ok(Replayed {
+        log,
+        store_before: mark,
+        frames,
+    })
 }

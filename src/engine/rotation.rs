@@ -43,6 +43,8 @@ impl Tenant<'_> {
     /// subjects' keys under it, then destroys the old versions. Reads work
     /// throughout. Returns the new version.
     pub fn rotate_key(&self) -> Result<u32> {
+        // A tenant's first key is made here only over no data.
+        self.db.inner.key_for_write(Scope::tenant(self.id))?;
         let version = self.db.inner.keyring.rotate_tenant(self.id)?;
         tracing::info!(tenant = self.id.0, version, "rotation: new key version");
         Ok(version)

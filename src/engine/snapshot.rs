@@ -62,7 +62,7 @@ impl<'db> Snapshot<'db> {
             scope,
             // Subject keys are rewrapped, never rotated: today's key is the
             // snapshot's.
-            keys: self.inner.keyring.keys(scope)?,
+            keys: self.inner.read_keys(scope)?,
         })
     }
 }
@@ -138,6 +138,10 @@ impl Inner {
         let before = self.keyring.keys(scope)?;
         let view = take();
         let after = self.keyring.keys(scope)?;
-        Ok((ScopeKeys::union(before, after), view))
+        let keys = ScopeKeys::union(before, after);
+        if keys.is_none() {
+            self.check_keyless(scope)?;
+        }
+        Ok((keys, view))
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{FileSystem, Kind, OsFileSystem, WritableFile};
+use super::{FileLock, FileSystem, Kind, OsFileSystem, WritableFile};
 
 /// An operation a rule can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -548,6 +548,13 @@ impl FileSystem for FaultyFileSystem {
         let folder = s.folders.get_mut(path).expect("tracked");
         folder.durable = folder.live.clone();
         Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        // The real lock: a lock is no data, so it has nothing to lose in a
+        // power cut, and the process holding it is what a test simulates.
+        self.state.lock().check_power().map_err(fault_error)?;
+        OsFileSystem.lock(path)
     }
 }
 

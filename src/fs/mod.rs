@@ -62,7 +62,16 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of a folder (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes the exclusive advisory lock of file `path` (created empty if
+    /// missing, in an existing folder) for as long as the returned guard
+    /// lives; the operating system releases it when the process dies, however
+    /// it dies. Fails with [`io::ErrorKind::WouldBlock`] while another holder,
+    /// in this process or another, has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
+
+/// A held advisory lock ([`FileSystem::lock`]); dropping it releases the lock.
+pub trait FileLock: Send + Sync + fmt::Debug {}
 
 /// A file open for appending. Like `std::fs::File`, every method takes
 /// `&self`: the log appends to a segment on one thread while another thread
@@ -126,6 +135,16 @@ impl Files {
         match self.0.read(path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at(path),
+        }
+    }
+
+    /// Takes the lock of file `path` ([`FileSystem::lock`]); `None` if
+    /// another holder has it.
+    pub(crate) fn try_lock(&self, path: &Path) -> Result<Option<Box<dyn FileLock>>> {
+        match self.0.lock(path) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e).at(path),
         }
     }

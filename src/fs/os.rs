@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{FileSystem, Kind, WritableFile};
+use super::{FileLock, FileSystem, Kind, WritableFile};
 
 /// The real file system, through `std::fs`: the default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,6 +12,13 @@ pub struct OsFileSystem;
 
 #[derive(Debug)]
 struct OsFile(File);
+
+/// An open file holding a `flock` lock: closing it (or the process ending)
+/// releases the lock.
+#[derive(Debug)]
+struct OsLock(#[allow(dead_code)] File);
+
+impl FileLock for OsLock {}
 
 impl FileSystem for OsFileSystem {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
@@ -74,6 +81,20 @@ impl FileSystem for OsFileSystem {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        use rustix::fs::{FlockOperation, flock};
+        // flock, not fcntl: an fcntl lock belongs to the process, so a second
+        // open in the same process would take it again; a flock lock belongs
+        // to the open file, so that second open is refused too.
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(io::Error::from)?;
+        Ok(Box::new(OsLock(file)))
     }
 }
 

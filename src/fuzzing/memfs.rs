@@ -10,6 +10,22 @@ use super::*;
 pub(super) struct MemState {
     files: BTreeMap<PathBuf, Vec<u8>>,
     dirs: BTreeSet<PathBuf>,
+    locks: BTreeSet<PathBuf>,
+}
+
+/// A lock of [`MemFs`], released when dropped.
+#[derive(Debug)]
+pub(super) struct MemLock {
+    fs: MemFs,
+    path: PathBuf,
+}
+
+impl FileLock for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        self.fs.0.lock().locks.remove(&self.path);
+    }
 }
 
 /// A [`FileSystem`] in memory: no I/O, no durability to model.
@@ -168,6 +184,20 @@ impl FileSystem for MemFs {
         } else {
             Err(not_found())
         }
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut s = self.0.lock();
+        if !s.dirs.contains(path.parent().ok_or_else(not_found)?) {
+            return Err(not_found());
+        }
+        if !s.locks.insert(path.to_path_buf()) {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        Ok(Box::new(MemLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+        }))
     }
 }
 

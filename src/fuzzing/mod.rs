@@ -43,7 +43,7 @@ use crate::format::{
     SEGMENT_MAGIC, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
     TOKEN_LEN, WAL_DIR,
 };
-use crate::fs::{FileSystem, Files, Kind, WritableFile};
+use crate::fs::{FileLock, FileSystem, Files, Kind, WritableFile};
 use crate::options::MasterKeySource;
 use crate::scope::{Scope, SubjectId, TenantId};
 use crate::wal::entry::{self, Op};

@@ -1,9 +1,12 @@
 //! The store: RocksDB, with its own WAL switched off, holding the state that
 //! the log's frames materialise.
 //!
-//! Every write also records the LSN of the last frame it applies, in the same
-//! RocksDB write batch, so after a crash the store holds a prefix of history
-//! up to that LSN, and recovery replays the log from there.
+//! Every write also records the last frame it applies (its LSN, commit time
+//! and MAC), in the same RocksDB write batch, so after a crash the store holds
+//! a prefix of history up to that frame, and recovery replays the log from
+//! there. The MAC ties the store to one history of one log: open refuses a
+//! store whose frame is not the log's frame at that LSN, and a store bound
+//! to another database (`META_DATABASE`).
 
 pub(crate) mod key_codec;
 
@@ -15,9 +18,56 @@ use rocksdb::{
 };
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{LSN_MAX, META_APPLIED_LSN, STORE_DIR};
+use crate::format::{
+    APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_DATABASE, STORE_DIR,
+};
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
+use crate::wal::frame::Mac;
+
+/// Where the store is in the log: the last frame it applied.
+///
+/// ```text
+/// META_APPLIED_LSN = lsn u64 | commit_time_us u64 | mac [32]   (APPLIED_LEN)
+///                  | lsn u64                                   (APPLIED_LEN_V1, older stores)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Applied {
+    /// LSN of the last frame applied; 0 for a new store.
+    pub(crate) lsn: u64,
+    /// Its commit time (0 if unknown).
+    pub(crate) commit_us: u64,
+    /// Its MAC; `None` for a new store, or one written before the MAC was
+    /// recorded (it is recorded from the next write on).
+    pub(crate) mac: Option<Mac>,
+}
+
+impl Applied {
+    fn encode(&self) -> [u8; APPLIED_LEN] {
+        let mac = self.mac.expect("every frame applied has a MAC");
+        let mut out = [0u8; APPLIED_LEN];
+        out[..8].copy_from_slice(&self.lsn.to_le_bytes());
+        out[8..16].copy_from_slice(&self.commit_us.to_le_bytes());
+        out[16..].copy_from_slice(&mac);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Applied> {
+        let lsn = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        match bytes.len() {
+            APPLIED_LEN_V1 => Some(Applied {
+                lsn,
+                ..Applied::default()
+            }),
+            APPLIED_LEN => Some(Applied {
+                lsn,
+                commit_us: u64::from_le_bytes(bytes[8..16].try_into().ok()?),
+                mac: Some(bytes[16..].try_into().ok()?),
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// A consistent read view of the store.
 pub(crate) type StoreSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
@@ -68,26 +118,59 @@ impl Store {
         })
     }
 
-    /// LSN of the last frame applied (0 for a new store).
-    pub(crate) fn applied_lsn(&self) -> Result<u64> {
+    /// The last frame applied (LSN 0 for a new store).
+    pub(crate) fn applied(&self) -> Result<Applied> {
         let Some(bytes) = self.db.get_pinned(META_APPLIED_LSN).map_err(store_err)? else {
-            return Ok(0);
+            return Ok(Applied::default());
         };
-        let raw: [u8; 8] = bytes[..].try_into().map_err(|_| {
-            self.corruption(CorruptionKind::Malformed("applied LSN is not 8 bytes"))
+        let applied = Applied::decode(&bytes).ok_or_else(|| {
+            self.corruption(CorruptionKind::Malformed("applied mark of a wrong length"))
         })?;
-        let applied = u64::from_le_bytes(raw);
-        if applied >= LSN_MAX {
+        if applied.lsn >= LSN_MAX {
             return Err(self.corruption(CorruptionKind::Malformed("applied LSN out of range")));
         }
         Ok(applied)
     }
 
-    /// Applies frames' entries, and the last frame's LSN, in one atomic write.
+    /// Binds the store to its database (`log_id`, from the manifest): a store
+    /// bound to another is refused ([`CorruptionKind::ForeignStore`]); an
+    /// unbound one (new, or written before stores were bound) is bound now,
+    /// durably.
+    pub(crate) fn bind(&self, log_id: &[u8; LOG_ID_LEN]) -> Result<()> {
+        match self.db.get_pinned(META_DATABASE).map_err(store_err)? {
+            Some(bound) if bound[..] == log_id[..] => Ok(()),
+            Some(_) => Err(self.corruption(CorruptionKind::ForeignStore)),
+            None => {
+                self.write_meta(META_DATABASE, log_id)?;
+                tracing::info!(store = %self.path.display(), "store bound to its database");
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the applied mark, durably: after a power cut left the store
+    /// ahead of the log, the log goes on from a frame whose MAC is not the
+    /// one the store recorded (FORMAT §9.4).
+    pub(crate) fn rebase_applied(&self, applied: &Applied) -> Result<()> {
+        self.write_meta(META_APPLIED_LSN, &applied.encode())
+    }
+
+    fn write_meta(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(key, value);
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(store_err)?;
+        // RocksDB's WAL is off: only a flush makes it durable.
+        self.flush()
+    }
+
+    /// Applies frames' entries, and the last frame's mark, in one atomic
+    /// write.
     ///
     /// This is the only way anything reaches the store: the commit path and
     /// the replay loop both come here.
-    pub(crate) fn apply(&self, entries: &[Entry<'_>], last_lsn: u64) -> Result<()> {
+    pub(crate) fn apply(&self, entries: &[Entry<'_>], last: &Applied) -> Result<()> {
         let mut batch = WriteBatch::default();
         for entry in entries {
             let key = key_codec::data_key(entry.scope, &entry.token);
@@ -96,7 +179,7 @@ impl Store {
                 Op::Delete => batch.delete(key),
             }
         }
-        batch.put(META_APPLIED_LSN, last_lsn.to_le_bytes());
+        batch.put(META_APPLIED_LSN, last.encode());
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)
@@ -155,6 +238,16 @@ impl Store {
         }
         self.db
             .iterator_opt(IteratorMode::From(from, Direction::Forward), options)
+    }
+
+    /// Whether any key starts with `prefix` (one seek, live view).
+    pub(crate) fn holds_any(&self, prefix: &[u8]) -> Result<bool> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(key_codec::prefix_end(prefix));
+        let mut iter = self.db.raw_iterator_opt(options);
+        iter.seek(prefix);
+        iter.status().map_err(store_err)?;
+        Ok(iter.valid())
     }
 
     /// Removes every key under `prefix` and the space it takes: a range

@@ -34,6 +34,9 @@ use crate::fs::Files;
 pub(crate) struct LogFrame<'a> {
     pub(crate) header: PayloadHeader,
     pub(crate) entries: Vec<Entry<'a>>,
+    /// Its MAC, and the MAC of the frame before it in the chain.
+    pub(crate) mac: Mac,
+    pub(crate) prev_mac: Mac,
 }
 
 /// A segment as found by the reader.
@@ -198,6 +201,8 @@ fn read_segment(
         visit(&LogFrame {
             header: ph,
             entries,
+            mac: *raw.mac,
+            prev_mac: summary.last_mac,
         })?;
         summary.last_mac = *raw.mac;
         summary.last_lsn = ph.lsn;

@@ -177,6 +177,11 @@ impl LogWriter {
         })
     }
 
+    /// MAC of the last frame written (the chain's link for the next).
+    pub(crate) fn last_mac(&self) -> Mac {
+        self.prev_mac
+    }
+
     /// Writes one frame per batch, with consecutive LSNs, in one `write`.
     /// Returns the LSN of the first. Does not sync.
     pub(crate) fn append(&mut self, batches: &[&EncodedBatch], commit_time_us: u64) -> Result<u64> {

@@ -301,6 +301,25 @@ impl Keyring {
         })
     }
 
+    /// For a scope without a key: the scope whose key it lacks (its tenant,
+    /// if the tenant has none, else itself) and the shard that would hold
+    /// that key.
+    pub(crate) fn key_home(&self, scope: Scope) -> (Scope, PathBuf) {
+        let tenant = Scope::tenant(scope.tenant);
+        let tenant_keyed = self
+            .loaded
+            .read()
+            .tenants
+            .get(&scope.tenant)
+            .is_some_and(|t| !t.versions.is_empty());
+        match scope.subject {
+            Some(subject) if tenant_keyed => {
+                (scope, self.shard_path(subject_shard(scope.tenant, subject)))
+            }
+            _ => (tenant, self.shard_path(tenant_shard_of(scope.tenant))),
+        }
+    }
+
     /// Seals a scope until `deadline_us`: durable before it returns.
     pub(crate) fn seal(&self, scope: Scope, deadline_us: u64) -> Result<()> {
         let _writing = self.write.lock();
