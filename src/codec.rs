@@ -13,14 +13,7 @@ pub(crate) fn check_magic_version(
     magic: &[u8; 8],
     supported: u32,
 ) -> Result<()> {
-    let bad = |kind| Error::corruption(file, 0, kind);
-    let head = bytes
-        .get(..12)
-        .ok_or_else(|| bad(CorruptionKind::Truncated))?;
-    if head[..8] != magic[..] {
-        return Err(bad(CorruptionKind::BadMagic));
-    }
-    let found = u32::from_le_bytes(head[8..12].try_into().unwrap());
+    let found = read_version(file, bytes, magic)?;
     if found != supported {
         return Err(Error::UnsupportedVersion {
             file: file.into(),
@@ -29,6 +22,19 @@ pub(crate) fn check_magic_version(
         });
     }
     Ok(())
+}
+
+/// Checks the magic of a file and returns its format version, whatever it
+/// is (for readers of more than one version).
+pub(crate) fn read_version(file: &Path, bytes: &[u8], magic: &[u8; 8]) -> Result<u32> {
+    let bad = |kind| Error::corruption(file, 0, kind);
+    let head = bytes
+        .get(..12)
+        .ok_or_else(|| bad(CorruptionKind::Truncated))?;
+    if head[..8] != magic[..] {
+        return Err(bad(CorruptionKind::BadMagic));
+    }
+    Ok(u32::from_le_bytes(head[8..12].try_into().unwrap()))
 }
 
 /// Checks the little-endian CRC-32 stored at `crc_at`, which covers every

@@ -61,6 +61,12 @@ pub enum CorruptionKind {
     /// hold and does not (the file was deleted, cut short or rolled back).
     #[error("a key is missing: the store holds records that no key here opens")]
     MissingKey,
+    /// A keyring file is missing, cut short, or older than its parent (the
+    /// manifest, or its tenant's shard) records; or the whole keyring is older
+    /// than the store has seen. Something was deleted or restored from an
+    /// older copy.
+    #[error("rolled back: missing, cut short, or older than the keyring records")]
+    RolledBack,
     /// The store belongs to another database (its binding names another log).
     #[error("the store belongs to another database")]
     ForeignStore,

@@ -151,6 +151,8 @@ pub const KDF_SCOPE_SEAL: &str = "strongroom 2026-11 record seal v1";
 pub const KDF_SCOPE_TOKEN: &str = "strongroom 2026-11 record token v1";
 /// Tenant key → key that wraps the tenant's subject keys.
 pub const KDF_TENANT_SUBJECT_WRAP: &str = "strongroom 2026-11 subject key wrap v1";
+/// Root key → MAC key of the keyring's files (their MAC chains and anchors).
+pub const KDF_ROOT_KEYRING_MAC: &str = "strongroom 2026-12 keyring mac v1";
 
 // ---------------------------------------------------------------------------
 // Keyring
@@ -160,8 +162,12 @@ pub const KDF_TENANT_SUBJECT_WRAP: &str = "strongroom 2026-11 subject key wrap v
 pub const KEYRING_MANIFEST_MAGIC: [u8; 8] = *b"SRKEYMAN";
 /// First bytes of every keyring shard.
 pub const KEYRING_SHARD_MAGIC: [u8; 8] = *b"SRKEYSHD";
-/// Version of the keyring formats this build writes and reads.
-pub const KEYRING_VERSION: u32 = 1;
+/// Version of the keyring formats this build writes and reads: MAC-chained
+/// files under a chain of custody (manifest → tenant shards and seals ledger
+/// → subject shards).
+pub const KEYRING_VERSION: u32 = 2;
+/// The version before: CRCs only. Read only to upgrade it, at open.
+pub const KEYRING_VERSION_V1: u32 = 1;
 /// File name of the keyring manifest.
 pub const KEYRING_MANIFEST_FILE: &str = "MANIFEST";
 /// Folder of the tenant key shards, under the keyring folder.
@@ -175,10 +181,24 @@ pub const TENANT_SHARDS: u32 = 256;
 /// Number of shards each tenant's subject keys are spread over.
 pub const SUBJECT_SHARDS: u32 = 1024;
 
-/// Manifest: magic(8) version(4) kdf(1) m_cost_kib(4) t_cost(4) p_cost(4)
-/// salt(16) master_generation(4) wrapped_root(72) log_id(16) crc32(4).
-pub const KEYRING_MANIFEST_LEN: usize =
+/// Version-1 manifest: magic(8) version(4) kdf(1) m_cost_kib(4) t_cost(4)
+/// p_cost(4) salt(16) master_generation(4) wrapped_root(72) log_id(16)
+/// crc32(4).
+pub const KEYRING_MANIFEST_LEN_V1: usize =
     8 + 4 + 1 + 4 + 4 + 4 + SALT_LEN + 4 + WRAPPED_KEY_LEN + LOG_ID_LEN + 4;
+/// Where a manifest's fields after `log_id` start (the v1 CRC's place).
+pub const KEYRING_MANIFEST_CUSTODY_AT: usize = KEYRING_MANIFEST_LEN_V1 - 4;
+/// The largest generation a keyring file may have (a file read with a
+/// higher one, or with 0, is malformed): its rewrites count up from 1 and
+/// never come near it, and the next one must not overflow.
+pub const KEYRING_GENERATION_MAX: u64 = 1 << 62;
+/// An anchor: generation(8) count(8) head(32): where a keyring file's MAC
+/// chain stood when its parent last recorded it.
+pub const ANCHOR_LEN: usize = 8 + 8 + MAC_LEN;
+/// Manifest: the version-1 fields up to `log_id`, then epoch(8), the seals
+/// ledger's anchor, one anchor per tenant shard, mac(32), crc32(4).
+pub const KEYRING_MANIFEST_LEN: usize =
+    KEYRING_MANIFEST_CUSTODY_AT + 8 + ANCHOR_LEN * (1 + TENANT_SHARDS as usize) + MAC_LEN + 4;
 /// Master key supplied directly (bytes, file or environment variable).
 pub const KDF_NONE: u8 = 0;
 /// Master key derived from a passphrase with Argon2id.
@@ -200,8 +220,12 @@ pub const ARGON2_T_COST_MAX: u32 = 16;
 /// See [`ARGON2_M_COST_KIB_MAX`].
 pub const ARGON2_P_COST_MAX: u32 = 16;
 
-/// Shard header: magic(8) version(4) kind(1) tenant(8) shard(4) crc32(4).
-pub const KEYRING_SHARD_HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4 + 4;
+/// Version-1 shard header: magic(8) version(4) kind(1) tenant(8) shard(4)
+/// crc32(4).
+pub const KEYRING_SHARD_HEADER_LEN_V1: usize = 8 + 4 + 1 + 8 + 4 + 4;
+/// Shard header: magic(8) version(4) kind(1) tenant(8) shard(4)
+/// generation(8) crc32(4) mac(32).
+pub const KEYRING_SHARD_HEADER_LEN: usize = 8 + 4 + 1 + 8 + 4 + 8 + 4 + MAC_LEN;
 /// Wrap kind of the database root key (in the manifest).
 pub const WRAP_KIND_ROOT: u8 = 0;
 /// Shard (and wrap) kind: tenant keys wrapped by the root key's tenant wrap key.
@@ -212,9 +236,11 @@ const _: () =
     assert!(WRAP_KIND_ROOT != SHARD_KIND_TENANTS && SHARD_KIND_TENANTS != SHARD_KIND_SUBJECTS);
 /// A wrapped key: nonce, the sealed 32-byte key, tag.
 pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
-/// Shard record: id(8) kind(1) version(4) wrapper_version(4) time_us(8)
-/// wrapped(72) crc32(4).
-pub const KEYRING_RECORD_LEN: usize = 8 + 1 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+/// Version-1 shard record: id(8) kind(1) version(4) wrapper_version(4)
+/// time_us(8) wrapped(72) crc32(4).
+pub const KEYRING_RECORD_LEN_V1: usize = 8 + 1 + 4 + 4 + 8 + WRAPPED_KEY_LEN + 4;
+/// Shard record: the version-1 record, then mac(32).
+pub const KEYRING_RECORD_LEN: usize = KEYRING_RECORD_LEN_V1 + MAC_LEN;
 /// Key version of a tenant's token key: created with the tenant, never
 /// rotated, destroyed with the tenant.
 pub const TENANT_TOKEN_VERSION: u32 = 0;
@@ -231,16 +257,25 @@ pub const RECORD_KEY: u8 = 1;
 /// Shard record kind: the scope's keys are destroyed (a tombstone; its key
 /// fields are zero).
 pub const RECORD_DESTROYED: u8 = 2;
+/// Tenant shard record kind: the anchor of one of the tenant's subject shards
+/// (version = the subject shard's number, time_us = its generation, wrapped =
+/// count(8) head(32) and 32 zero bytes). The last one of a shard decides.
+pub const RECORD_ANCHOR: u8 = 3;
+const _: () = assert!(8 + MAC_LEN <= WRAPPED_KEY_LEN);
 
 /// File name of the ledger of pending seals (shreds in their grace period).
 pub const SEALS_FILE: &str = "SEALS";
 /// First bytes of the seals ledger.
 pub const SEALS_MAGIC: [u8; 8] = *b"SRSEALS1";
-/// Seals ledger header: magic(8) version(4) crc32(4).
-pub const SEALS_HEADER_LEN: usize = 16;
-/// Seals ledger record: tenant(8) scope_kind(1) subject(8) op(1)
+/// Version-1 seals ledger header: magic(8) version(4) crc32(4).
+pub const SEALS_HEADER_LEN_V1: usize = 16;
+/// Seals ledger header: magic(8) version(4) generation(8) crc32(4) mac(32).
+pub const SEALS_HEADER_LEN: usize = 8 + 4 + 8 + 4 + MAC_LEN;
+/// Version-1 seals ledger record: tenant(8) scope_kind(1) subject(8) op(1)
 /// deadline_us(8) crc32(4).
-pub const SEALS_RECORD_LEN: usize = 8 + 1 + 8 + 1 + 8 + 4;
+pub const SEALS_RECORD_LEN_V1: usize = 8 + 1 + 8 + 1 + 8 + 4;
+/// Seals ledger record: the version-1 record, then mac(32).
+pub const SEALS_RECORD_LEN: usize = SEALS_RECORD_LEN_V1 + MAC_LEN;
 /// Seals ledger op: the scope is sealed until `deadline_us`, then destroyed.
 pub const SEAL_OP_SEAL: u8 = 1;
 /// Seals ledger op: the seal is cancelled; the scope is live again.
@@ -267,6 +302,10 @@ const _: () = assert!(META_APPLIED_LSN[0] == STORE_NS_META);
 pub const APPLIED_LEN: usize = 8 + 8 + MAC_LEN;
 /// Length of the applied mark in stores written before the MAC was recorded.
 pub const APPLIED_LEN_V1: usize = 8;
+/// Meta key holding the keyring's custody epoch (u64) as of the store's last
+/// write: a manifest with a lower epoch is an older copy of the keyring.
+pub const META_KEYRING_EPOCH: &[u8] = b"\x00keyring_epoch";
+const _: () = assert!(META_KEYRING_EPOCH[0] == STORE_NS_META);
 /// Meta key binding the store to its database: the manifest's log id.
 pub const META_DATABASE: &[u8] = b"\x00database";
 const _: () = assert!(META_DATABASE[0] == STORE_NS_META);

@@ -2,13 +2,21 @@
 //! records is corruption naming the keyring file, never an empty scope: no
 //! read returns `None` or nothing for it, and no write makes a new key over
 //! its data.
+//!
+//! Once a key's shard is recorded by its parent (within one maintenance
+//! pass, and at close) the chain of custody refuses a lost key at open
+//! (`tests/integrity_custody.rs`). These tests cover the window before:
+//! keys made while the parents cannot be written (every manifest rename
+//! fails, and for subjects every write to a tenant shard), so that when the
+//! shard is lost nothing anchored it, and only the store can tell.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{open, snapshot_files};
+use common::{open, options, snapshot_files};
 use strongroom::format::{KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN};
+use strongroom::fs::{Fault, FaultyFileSystem, Op};
 use strongroom::{CorruptionKind, Db, Error, SubjectId, TenantId};
 
 fn tenant_shard(dir: &Path, tenant: u64) -> PathBuf {
@@ -22,9 +30,16 @@ fn subject_shard(dir: &Path, tenant: u64, subject: u64) -> PathBuf {
     ))
 }
 
-/// Three tenants, the second with a subject, each with a few records.
+/// Three tenants, the second with a subject, each with a few records, made
+/// while no parent can be written: every manifest rename fails, and every
+/// write to a tenant shard after the three that create the tenants' keys
+/// (the fourth would append the subject shard's anchor).
 fn populate(dir: &Path) {
-    let db = open(dir);
+    open(dir).close().unwrap();
+    let fs = FaultyFileSystem::new();
+    fs.fail_from(Op::Rename, "MANIFEST", 1, Fault::Eio);
+    fs.fail_from(Op::Write, "tenants", 4, Fault::Eio);
+    let db = Db::open(dir, options().file_system(fs.clone())).unwrap();
     for t in 1..=3 {
         let tenant = db.tenant(TenantId(t));
         for i in 0..10 {
@@ -35,7 +50,7 @@ fn populate(dir: &Path) {
     }
     let subject = db.tenant(TenantId(2)).subject(SubjectId(7));
     subject.put(b"allergy", b"peanuts").unwrap();
-    db.close().unwrap();
+    assert!(db.close().is_err(), "close could not record the new keys");
 }
 
 fn is_missing_key<T: std::fmt::Debug>(result: strongroom::Result<T>, file: &Path) {

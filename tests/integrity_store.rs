@@ -8,22 +8,9 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{frames, open, options, segments, snapshot_files};
+use common::{copy_dir, frames, open, options, segments, snapshot_files};
 use strongroom::format::{FRAME_HEADER_LEN, KEYRING_DIR, STORE_DIR, WAL_DIR};
 use strongroom::{Clock, CorruptionKind, Db, Error, ManualClock, SystemClock, TenantId};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 fn replace_store(dir: &Path, with: &Path) {
     std::fs::remove_dir_all(dir.join(STORE_DIR)).unwrap();

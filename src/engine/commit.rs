@@ -281,7 +281,7 @@ impl GroupCommit {
         } else {
             Ok(())
         }
-        .and_then(|()| self.apply_in_order(store, &entries, first_lsn, &last));
+        .and_then(|()| self.apply_in_order(store, &entries, first_lsn, &last, keyring.epoch()));
         if let Err(e) = landed {
             self.fail_from(first_lsn);
             return Err(e);
@@ -387,6 +387,7 @@ impl GroupCommit {
         entries: &[Entry<'_>],
         first_lsn: u64,
         last: &Applied,
+        keyring_epoch: u64,
     ) -> Result<()> {
         let last_lsn = last.lsn;
         let mut state = self.state.lock();
@@ -397,7 +398,7 @@ impl GroupCommit {
             return Err(Error::Poisoned);
         }
         drop(state);
-        store.apply(entries, last).inspect_err(|_| {
+        store.apply(entries, last, keyring_epoch).inspect_err(|_| {
             // The log holds frames the store does not: only a reopen (which
             // replays them) brings the two level again.
             self.writer.lock().poison();

@@ -14,8 +14,11 @@ use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
-use crate::error::{Error, Result};
-use crate::format::{KEYRING_DIR, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR, WAL_DIR};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{
+    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR,
+    WAL_DIR,
+};
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
 use crate::store::Store;
@@ -24,6 +27,10 @@ use crate::wal::{LogWriter, SegmentOptions};
 /// How often the background thread runs maintenance: removing redundant
 /// log segments, and completing shreds whose deadline has passed.
 const MAINTENANCE_POLL: Duration = Duration::from_millis(200);
+
+/// How long an open waits for a lock that another holder has (see
+/// [`lock_data_dir`]) before it is `InUse`.
+const LOCK_WAIT_MAX: Duration = Duration::from_millis(250);
 
 /// How long one background maintenance run may spend on key rotations.
 const ROTATION_BUDGET: Duration = Duration::from_millis(100);
@@ -80,6 +87,19 @@ impl Db {
         };
         let log_id = manifest.log_id;
         let mac_key = root.frame_mac_key(&log_id);
+        // The store first: it says which keyring it has seen, and the
+        // keyring's checks must all pass before it repairs anything.
+        let store = Store::open(path, options.block_cache_bytes)?;
+        store.bind(&log_id)?;
+        if store.keyring_epoch()? > manifest.epoch {
+            // The store saw a newer keyring than this one: the keyring (its
+            // manifest with it) was replaced by an older copy.
+            return Err(Error::corruption(
+                keyring_dir.join(KEYRING_MANIFEST_FILE),
+                0,
+                CorruptionKind::RolledBack,
+            ));
+        }
         let keyring = Keyring::open(
             &files,
             &keyring_dir,
@@ -89,8 +109,6 @@ impl Db {
         )?;
         let wal_dir = path.join(WAL_DIR);
         files.create_dir_durable(&wal_dir)?;
-        let store = Store::open(path, options.block_cache_bytes)?;
-        store.bind(&log_id)?;
         let replayed = replay(&files, &wal_dir, &mac_key, &log_id, &store, &keyring)?;
         let writer = LogWriter::open(
             &files,
@@ -191,7 +209,9 @@ impl Db {
         }
         self.background.stop();
         self.sync()?;
-        self.inner.store.flush()
+        let anchored = self.inner.keyring.anchor_pending();
+        self.inner.store.flush()?;
+        anchored
     }
 }
 
@@ -210,6 +230,8 @@ impl Inner {
             self.checkpoint()?;
         }
         self.complete_due_shreds()?;
+        // Key creations since the last pass: recorded by their parents.
+        self.keyring.anchor_pending()?;
         self.advance_rotations(budget)
     }
 
@@ -249,11 +271,22 @@ pub(crate) fn lock_data_dir(
     } else {
         return Err(Error::NotFound(path.to_path_buf()));
     }
-    files
-        .try_lock(&path.join(LOCK_FILE))?
-        .ok_or_else(|| Error::InUse {
-            path: path.to_path_buf(),
-        })
+    // A lock belongs to the open file description, which a process this
+    // one spawns shares between its fork and its exec: for that instant a
+    // lock its holder has released is still held. So a refused lock is
+    // tried again for a short while before the database is called in use.
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(lock) = files.try_lock(&path.join(LOCK_FILE))? {
+            return Ok(lock);
+        }
+        if started.elapsed() >= LOCK_WAIT_MAX {
+            return Err(Error::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Creates a new database's folders and keyring manifest, with a new root
@@ -273,7 +306,7 @@ fn create(files: &Files, path: &Path, options: &Options) -> Result<(Manifest, Ro
     let mut log_id = [0u8; LOG_ID_LEN];
     crate::crypto::fill_random(&mut log_id);
     let (manifest, root) = Manifest::create(kdf, &master, log_id);
-    Keyring::create(files, &path.join(KEYRING_DIR), &manifest)?;
+    Keyring::create(files, &path.join(KEYRING_DIR), &manifest, &root)?;
     tracing::info!(path = %path.display(), "created a new database");
     Ok((manifest, root))
 }

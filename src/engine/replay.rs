@@ -89,7 +89,7 @@ pub(crate) fn replay(
             commit_us: frame.header.commit_time_us,
             mac: Some(frame.mac),
         };
-        store.apply(&kept, &this)?;
+        store.apply(&kept, &this, keyring.epoch())?;
         frames += 1;
         expected = lsn + 1;
         if frames.is_multiple_of(10_000) {

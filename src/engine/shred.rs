@@ -57,7 +57,8 @@ impl Inner {
             .clock
             .now_us()
             .saturating_add(options.grace.as_micros() as u64);
-        self.keyring.seal(scope, deadline_us)?;
+        self.keyring
+            .seal(scope, deadline_us, options.grace.is_zero())?;
         if !options.grace.is_zero() {
             tracing::info!(%scope, deadline_us, "shred: sealed for its grace period");
             return Ok(ScopeState::Sealed { deadline_us });
@@ -94,7 +95,8 @@ impl Inner {
                 continue; // cancelled since the list was taken
             }
             let destroyed = started.elapsed();
-            self.store.reclaim_prefix(&key_codec::shred_prefix(scope))?;
+            self.store
+                .reclaim_prefix(&key_codec::shred_prefix(scope), self.keyring.epoch())?;
             self.keyring.finish_seal(scope)?;
             tracing::info!(
                 %scope,

@@ -2,27 +2,42 @@
 
 use super::*;
 
-/// The keyring manifest (`crypto/keyring/manifest.rs`). What decodes must
-/// encode to the same bytes; a manifest without a KDF is then opened with
-/// the fixed master key (which fails, or unwraps a root key). Manifests with
-/// Argon2id are not opened: their costs come from the file. Odd mode
-/// repairs the CRC.
+/// The keyring manifest (`crypto/keyring/manifest.rs`), in format 2 or 1.
+/// What decodes must encode to the same bytes (format 1: its fields); its MAC
+/// is checked with the fixed root key; a manifest without a KDF is then
+/// opened with the fixed master key (which fails, or unwraps a root key).
+/// Manifests with Argon2id are not opened: their costs come from the file.
+/// Odd mode repairs the CRC and the MAC.
 pub fn manifest(data: &[u8]) {
     let Some((fix, bytes)) = fixup(data) else {
         return;
     };
     let mut bytes = bytes.to_vec();
+    let key = ChainKey::new(&root());
+    let mac_at = KEYRING_MANIFEST_LEN - 4 - MAC_LEN;
     if fix && bytes.len() == KEYRING_MANIFEST_LEN {
+        let mac = key.manifest_mac(&bytes[..mac_at]);
+        bytes[mac_at..mac_at + MAC_LEN].copy_from_slice(&mac);
         put_crc(&mut bytes, KEYRING_MANIFEST_LEN - 4);
+    } else if fix && bytes.len() == KEYRING_MANIFEST_LEN_V1 {
+        put_crc(&mut bytes, KEYRING_MANIFEST_LEN_V1 - 4);
     }
     let Ok(manifest) = Manifest::decode(Path::new("MANIFEST"), &bytes) else {
         return;
     };
-    assert_eq!(
-        manifest.encode(),
-        bytes,
-        "the manifest re-encodes to its bytes"
-    );
+    let verified = manifest.verify(Path::new("MANIFEST"), &key);
+    if manifest.version == KEYRING_VERSION {
+        assert_eq!(manifest.body(), bytes[..mac_at], "the manifest re-encodes");
+        if fix {
+            verified.expect("a manifest with a repaired MAC verifies");
+            assert_eq!(manifest.encode(&key), bytes);
+        }
+    } else {
+        // Format 1's fields, but for the version, which is written as 2.
+        let (fields, body) = (KEYRING_MANIFEST_CUSTODY_AT, manifest.body());
+        assert_eq!(body[..8], bytes[..8]);
+        assert_eq!(body[12..fields], bytes[12..fields], "format 1 fields");
+    }
     if manifest.kdf == Kdf::None {
         let _ = manifest.open_root(&master());
     }
@@ -41,10 +56,11 @@ pub(super) fn master() -> MasterKey {
 /// records name; then it opens again (after any torn append it cut off) and
 /// must find the same.
 ///
-/// Odd mode repairs the header's and every whole record's CRC, and rewraps
-/// every key record with a key derived from the root key, so that tenant
-/// keys unwrap and subject keys unwrap under their tenant's key version
-/// `wrapper_version`.
+/// Odd mode rewraps every key record with a key derived from the root key,
+/// so that tenant keys unwrap and subject keys unwrap under their tenant's
+/// key version `wrapper_version`, then repairs every CRC and MAC of the
+/// chain. The keyring opens them under a manifest that anchors nothing (so
+/// every file is ahead of it), and anchors them.
 pub fn shard(data: &[u8]) {
     let Some((fix, bytes)) = fixup(data) else {
         return;
@@ -79,19 +95,15 @@ pub fn shard(data: &[u8]) {
 /// The seals ledger (`crypto/keyring/seals.rs`, and the keyring that reads
 /// it at open and compacts it). The bytes are the `SEALS` file; the keyring
 /// opens, then opens again (after any compaction) and must find the same
-/// pending seals. Odd mode repairs the header's and every record's CRC.
+/// pending seals. Odd mode repairs every CRC and MAC of the chain.
 pub fn seals(data: &[u8]) {
     let Some((fix, bytes)) = fixup(data) else {
         return;
     };
     let mut bytes = bytes.to_vec();
-    if fix && bytes.len() >= SEALS_HEADER_LEN {
-        put_crc(&mut bytes, SEALS_HEADER_LEN - 4);
-        let mut at = SEALS_HEADER_LEN;
-        while at + SEALS_RECORD_LEN <= bytes.len() {
-            put_crc(&mut bytes[at..at + SEALS_RECORD_LEN], SEALS_RECORD_LEN - 4);
-            at += SEALS_RECORD_LEN;
-        }
+    if fix {
+        let key = ChainKey::new(&root());
+        custody::reseal(&key, &mut bytes, SEALS_HEADER_LEN, SEALS_RECORD_LEN);
     }
     let fs = MemFs::default();
     let dir = base().join(KEYRING_DIR);
@@ -111,12 +123,7 @@ pub fn seals(data: &[u8]) {
 /// and each scope's state and key versions. `None` if it does not open.
 pub(super) fn survey(fs: &MemFs, dir: &Path, scopes: &BTreeSet<Scope>) -> Option<Vec<String>> {
     let files = Files::new(Arc::new(fs.clone()));
-    let manifest = Manifest {
-        kdf: Kdf::None,
-        master_generation: 1,
-        wrapped_root: [0; crate::format::WRAPPED_KEY_LEN],
-        log_id: LOG_ID,
-    };
+    let manifest = Manifest::with_root(Kdf::None, &master(), LOG_ID, &root());
     let keyring = Keyring::open(&files, dir, manifest, root(), Arc::new(SystemClock)).ok()?;
     let mut found = vec![format!("{:?}", keyring.pending_seals())];
     for &scope in scopes {
@@ -163,12 +170,12 @@ pub(super) fn tenant_key(tenant: u64, version: u32) -> SecretKey {
     SecretKey::from_bytes(ROOT_KEY).derive(&format!("strongroom fuzz tenant {tenant} {version}"))
 }
 
-/// Repairs a shard's CRCs and rewraps its key records (see [`shard`]).
+/// Rewraps a shard's key records and repairs its CRCs and MACs (see
+/// [`shard`]).
 pub(super) fn fix_shard(shard: &mut [u8]) {
     if shard.len() < KEYRING_SHARD_HEADER_LEN {
         return;
     }
-    put_crc(shard, KEYRING_SHARD_HEADER_LEN - 4);
     let (kind, tenant) = (shard[12], u64_at(shard, 13));
     let tenant_wrap = root().tenant_wrap_key();
     let mut at = KEYRING_SHARD_HEADER_LEN;
@@ -194,7 +201,8 @@ pub(super) fn fix_shard(shard: &mut [u8]) {
             record[25..25 + crate::format::WRAPPED_KEY_LEN]
                 .copy_from_slice(&place.wrap(&wrapping, &key));
         }
-        put_crc(record, KEYRING_RECORD_LEN - 4);
         at += KEYRING_RECORD_LEN;
     }
+    let key = ChainKey::new(&root());
+    custody::reseal(&key, shard, KEYRING_SHARD_HEADER_LEN, KEYRING_RECORD_LEN);
 }

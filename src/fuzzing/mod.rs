@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 use crate::clock::SystemClock;
 use crate::crypto::SecretKey;
 use crate::crypto::aead;
+use crate::crypto::keyring::custody::{self, ChainKey};
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
@@ -36,12 +37,12 @@ use crate::crypto::scope_key::ScopeKey;
 use crate::crypto::wrap::WrapPlace;
 use crate::format::{
     FRAME_HEADER_LEN, FRAME_OVERHEAD, FRAME_PAYLOAD_MAX, KDF_TENANT_SUBJECT_WRAP, KEY_LEN,
-    KEYRING_DIR, KEYRING_MANIFEST_LEN, KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN,
-    KEYRING_SHARD_MAGIC, KEYRING_SHARD_SUFFIX, KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR,
-    LOG_ID_LEN, MAC_LEN, NONCE_LEN, PAYLOAD_HEADER_LEN, RECORD_AAD_DOMAIN, RECORD_KEY, SEALS_FILE,
-    SEALS_HEADER_LEN, SEALS_RECORD_LEN, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_HEADER_LEN,
-    SEGMENT_MAGIC, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS,
-    TOKEN_LEN, WAL_DIR,
+    KEYRING_DIR, KEYRING_MANIFEST_CUSTODY_AT, KEYRING_MANIFEST_LEN, KEYRING_MANIFEST_LEN_V1,
+    KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN, KEYRING_SHARD_MAGIC, KEYRING_SHARD_SUFFIX,
+    KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR, KEYRING_VERSION, LOG_ID_LEN, MAC_LEN, NONCE_LEN,
+    PAYLOAD_HEADER_LEN, RECORD_AAD_DOMAIN, RECORD_KEY, SEALS_FILE, SEALS_HEADER_LEN,
+    SEALS_RECORD_LEN, SEGMENT_HEADER_CRC_OFFSET, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS, TENANT_SHARDS, TOKEN_LEN, WAL_DIR,
 };
 use crate::fs::{FileLock, FileSystem, Files, Kind, WritableFile};
 use crate::options::MasterKeySource;
@@ -155,16 +156,19 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         .find(|(p, _)| p.ends_with(SEALS_FILE))
         .map(|(_, b)| b.clone())
         .unwrap_or_default();
-    let (manifest, _) = Manifest::create(Kdf::None, &master(), LOG_ID);
-    let argon = Manifest {
-        kdf: Kdf::Argon2id {
+    let manifest = Manifest::with_root(Kdf::None, &master(), LOG_ID, &root());
+    let argon = Manifest::with_root(
+        Kdf::Argon2id {
             m_cost_kib: 8,
             t_cost: 1,
             p_cost: 1,
             salt: [3; 16],
         },
-        ..manifest.clone()
-    };
+        &master(),
+        LOG_ID,
+        &root(),
+    );
+    let chain_key = ChainKey::new(&root());
     let both = |bytes: &[u8]| [[&[0][..], bytes].concat(), [&[1][..], bytes].concat()];
     let mut frame_seeds: Vec<Vec<u8>> = both(&frames).to_vec();
     frame_seeds.extend(payloads.iter().map(|p| [&[1][..], p].concat()));
@@ -203,8 +207,8 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
             v
         }),
         ("manifest", {
-            let mut v = both(&manifest.encode()).to_vec();
-            v.extend(both(&argon.encode()));
+            let mut v = both(&manifest.encode(&chain_key)).to_vec();
+            v.extend(both(&argon.encode(&chain_key)));
             v
         }),
         ("shard", both(&shards).to_vec()),
@@ -302,7 +306,7 @@ fn seed_keyring() -> BTreeMap<PathBuf, Vec<u8>> {
     let dir = base().join(KEYRING_DIR);
     fs.add_dir(&dir);
     let files = Files::new(Arc::new(fs.clone()));
-    let (manifest, _) = Manifest::create(Kdf::None, &master(), LOG_ID);
+    let manifest = Manifest::with_root(Kdf::None, &master(), LOG_ID, &root());
     let keyring = Keyring::open(&files, &dir, manifest, root(), Arc::new(SystemClock))
         .expect("an empty keyring opens");
     let (a, b) = (TenantId(1), TenantId(257));
@@ -313,9 +317,9 @@ fn seed_keyring() -> BTreeMap<PathBuf, Vec<u8>> {
             .current_key_or_create(scope)
             .expect("keys in memory");
     }
-    keyring.seal(gone, 1).expect("seal");
+    keyring.seal(gone, 1, false).expect("seal");
     keyring.destroy_if_due(gone, 2).expect("destroy");
-    keyring.seal(live, u64::MAX).expect("seal");
+    keyring.seal(live, u64::MAX, false).expect("seal");
     drop(keyring);
     fs.files_under(&dir)
 }

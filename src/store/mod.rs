@@ -19,7 +19,8 @@ use rocksdb::{
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_DATABASE, STORE_DIR,
+    APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_DATABASE,
+    META_KEYRING_EPOCH, STORE_DIR,
 };
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
@@ -132,6 +133,18 @@ impl Store {
         Ok(applied)
     }
 
+    /// The keyring epoch as of the store's last write (0 if none): a keyring
+    /// manifest with a lower one is an older copy.
+    pub(crate) fn keyring_epoch(&self) -> Result<u64> {
+        let Some(bytes) = self.db.get_pinned(META_KEYRING_EPOCH).map_err(store_err)? else {
+            return Ok(0);
+        };
+        let raw: [u8; 8] = bytes[..].try_into().map_err(|_| {
+            self.corruption(CorruptionKind::Malformed("keyring epoch is not 8 bytes"))
+        })?;
+        Ok(u64::from_le_bytes(raw))
+    }
+
     /// Binds the store to its database (`log_id`, from the manifest): a store
     /// bound to another is refused ([`CorruptionKind::ForeignStore`]); an
     /// unbound one (new, or written before stores were bound) is bound now,
@@ -170,7 +183,12 @@ impl Store {
     ///
     /// This is the only way anything reaches the store: the commit path and
     /// the replay loop both come here.
-    pub(crate) fn apply(&self, entries: &[Entry<'_>], last: &Applied) -> Result<()> {
+    pub(crate) fn apply(
+        &self,
+        entries: &[Entry<'_>],
+        last: &Applied,
+        keyring_epoch: u64,
+    ) -> Result<()> {
         let mut batch = WriteBatch::default();
         for entry in entries {
             let key = key_codec::data_key(entry.scope, &entry.token);
@@ -180,6 +198,7 @@ impl Store {
             }
         }
         batch.put(META_APPLIED_LSN, last.encode());
+        batch.put(META_KEYRING_EPOCH, keyring_epoch.to_le_bytes());
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)
@@ -253,10 +272,12 @@ impl Store {
     /// Removes every key under `prefix` and the space it takes: a range
     /// deletion (constant time), a flush (so the deletion is durable with
     /// RocksDB's WAL off) and a compaction of the range.
-    pub(crate) fn reclaim_prefix(&self, prefix: &[u8]) -> Result<()> {
+    pub(crate) fn reclaim_prefix(&self, prefix: &[u8], keyring_epoch: u64) -> Result<()> {
         let end = key_codec::prefix_end(prefix);
         let mut batch = WriteBatch::default();
         batch.delete_range(prefix, &end);
+        // The destruction's epoch becomes durable with the flush below.
+        batch.put(META_KEYRING_EPOCH, keyring_epoch.to_le_bytes());
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)?;

@@ -35,6 +35,20 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Copies folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// Every file's bytes, by path.
 pub fn snapshot_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     all_files(dir)

@@ -14,6 +14,15 @@
 //! their tenant's key. Plaintext keys live only in memory, in [`SecretKey`]s
 //! that are wiped when dropped.
 //!
+//! Every keyring file is a MAC chain under a key derived from the root key,
+//! and its parent records where the chain stands (`custody.rs`): the
+//! manifest anchors the tenant shards and the seals ledger, each tenant shard
+//! anchors its tenants' subject shards. A file deleted, cut short, edited or
+//! replaced by an older copy of itself is `Corruption` naming it, at open or
+//! at the first read of its scope, never a scope that silently lost its keys
+//! or its seal. `persist.rs` reads, writes and anchors the files;
+//! `upgrade.rs` brings a format-1 keyring to format 2 at open.
+//!
 //! Destroying a scope rewrites the one shard that holds its key, atomically,
 //! without the key and with a tombstone in its place: from the rename on, no
 //! file holds the key. A destroyed tenant's subject shards are removed too
@@ -28,16 +37,20 @@
 //! - A tombstone is never followed by a key for the same scope: a destroyed
 //!   scope accepts no writes, so no key is ever created for it again.
 
+pub(crate) mod custody;
 mod manifest;
+mod persist;
 mod seals;
 mod shard;
+mod upgrade;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, ReentrantMutex, RwLock};
 
+use custody::{Anchor, ChainKey};
 pub(crate) use manifest::Manifest;
 use seals::SealRecord;
 use shard::{KeyRecord, ShardId};
@@ -47,11 +60,11 @@ use super::master::{Kdf, MasterKey};
 use super::root::RootKey;
 use super::scope_key::{ScopeKey, ScopeKeys};
 use crate::clock::Clock;
-use crate::error::{CorruptionKind, Error, IoContext, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     FIRST_TENANT_KEY_VERSION, KDF_TENANT_SUBJECT_WRAP, KEYRING_MANIFEST_FILE, KEYRING_SHARD_SUFFIX,
-    KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR, RECORD_DESTROYED, RECORD_KEY, SEAL_OP_CANCEL,
-    SEAL_OP_DONE, SEAL_OP_SEAL, SEALS_FILE, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS,
+    KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR, KEYRING_VERSION_V1, RECORD_DESTROYED, RECORD_KEY,
+    SEAL_OP_CANCEL, SEAL_OP_DONE, SEAL_OP_SEAL, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS,
     SUBJECT_KEY_VERSION, SUBJECT_SHARDS, TENANT_SHARDS, TENANT_TOKEN_VERSION,
 };
 use crate::fs::Files;
@@ -95,6 +108,13 @@ enum SubjectSlot {
     Destroyed,
 }
 
+/// A keyring file below the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum FileId {
+    Seals,
+    Shard(ShardId),
+}
+
 #[derive(Default)]
 struct Loaded {
     /// Every tenant with a key or a tombstone (all tenant shards are read at
@@ -105,6 +125,13 @@ struct Loaded {
     subject_shards: HashSet<(TenantId, u32)>,
     /// Pending seals, with their deadlines (the whole ledger is read at open).
     seals: HashMap<Scope, u64>,
+    /// Where the chain of every file read so far stands (absent: no file).
+    chains: HashMap<FileId, Anchor>,
+    /// The anchors the tenant shards hold for subject shards, by (tenant,
+    /// subject shard number).
+    subject_anchors: HashMap<(TenantId, u32), Anchor>,
+    /// Files whose chain is past what their parent records.
+    unanchored: BTreeSet<FileId>,
 }
 
 /// The keyring of one database.
@@ -114,12 +141,15 @@ pub(crate) struct Keyring {
     manifest: Mutex<Manifest>,
     root: RootKey,
     wrap: SecretKey,
+    chain_key: ChainKey,
     clock: Arc<dyn Clock>,
     loaded: RwLock<Loaded>,
     /// Serialises every change to the keyring's files, so that two writers
-    /// never create two keys for one scope, and a key is never created for a
-    /// scope being destroyed.
-    write: Mutex<()>,
+    /// never create two keys for one scope, a key is never created for a
+    /// scope being destroyed, and a reader never cuts off an append in
+    /// flight as if it were torn. Reentrant: a change may load a shard,
+    /// which may need to repair it.
+    write: ReentrantMutex<()>,
 }
 
 impl Keyring {
@@ -133,13 +163,25 @@ impl Keyring {
     }
 
     /// Writes the manifest of a new keyring.
-    pub(crate) fn create(files: &Files, dir: &Path, manifest: &Manifest) -> Result<()> {
+    pub(crate) fn create(
+        files: &Files,
+        dir: &Path,
+        manifest: &Manifest,
+        root: &RootKey,
+    ) -> Result<()> {
         files.create_dir_durable(dir)?;
-        files.write_atomic(&dir.join(KEYRING_MANIFEST_FILE), &manifest.encode())
+        files.write_atomic(
+            &dir.join(KEYRING_MANIFEST_FILE),
+            &manifest.encode(&ChainKey::new(root)),
+        )
     }
 
-    /// Opens the keyring with the root key unwrapped from its manifest, and
-    /// reads every tenant shard and the seals ledger.
+    /// Opens the keyring with the root key unwrapped from its manifest:
+    /// checks the manifest's MAC, upgrades a format-1 keyring, reads every
+    /// tenant shard and the seals ledger and checks each against the
+    /// manifest's anchors. Every check comes before any repair (a torn
+    /// append cut off, the ledger compacted, a parent brought level), so an
+    /// open that fails changes no file.
     pub(crate) fn open(
         files: &Files,
         dir: &Path,
@@ -147,28 +189,68 @@ impl Keyring {
         root: RootKey,
         clock: Arc<dyn Clock>,
     ) -> Result<Keyring> {
+        let chain_key = ChainKey::new(&root);
+        manifest.verify(&dir.join(KEYRING_MANIFEST_FILE), &chain_key)?;
         let keyring = Keyring {
             files: files.clone(),
             dir: dir.to_path_buf(),
             manifest: Mutex::new(manifest),
             wrap: root.tenant_wrap_key(),
             root,
+            chain_key,
             clock,
             loaded: RwLock::new(Loaded::default()),
-            write: Mutex::new(()),
+            write: ReentrantMutex::new(()),
         };
-        files.remove_stale_tmp_files(dir)?;
-        files.remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
+        let _writing = keyring.write.lock();
+        if keyring.manifest.lock().version == KEYRING_VERSION_V1 {
+            files.remove_stale_tmp_files(dir)?;
+            files.remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
+            keyring.upgrade()?;
+        }
         let mut loaded = keyring.loaded.write();
+        let mut reads = Vec::with_capacity(TENANT_SHARDS as usize);
         for shard in 0..TENANT_SHARDS {
-            let id = tenant_shard(shard);
-            for record in keyring.read_shard(id)? {
-                keyring.insert_tenant_record(&mut loaded, id, &record)?;
+            reads.push(keyring.read_shard_checked(&loaded, tenant_shard(shard))?);
+        }
+        let mut seals = keyring.read_seals_checked(&loaded)?;
+        for read in &reads {
+            let FileId::Shard(id) = read.file else {
+                unreachable!("tenant shards")
+            };
+            for record in read.content.iter().flat_map(|d| &d.records) {
+                keyring.insert_tenant_record(&mut loaded, id, record)?;
             }
         }
-        loaded.seals = keyring.read_seals()?;
+        // Everything is checked: now repairs may write.
+        files.remove_stale_tmp_files(dir)?;
+        files.remove_stale_tmp_files(&dir.join(KEYRING_TENANTS_DIR))?;
+        for read in &mut reads {
+            keyring.take(&mut loaded, read)?;
+        }
+        keyring.take(&mut loaded, &mut seals)?;
+        let ledger = seals.content.unwrap_or_default();
+        loaded.seals = ledger.pending;
         drop(loaded);
+        if ledger.has_garbage {
+            keyring.rewrite_seals()?;
+        }
+        keyring.anchor()?;
+        drop(_writing);
         Ok(keyring)
+    }
+
+    /// The manifest's epoch: grows with every change the manifest records.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.manifest.lock().epoch
+    }
+
+    /// Records every file that moved past its parent's anchor (key
+    /// creations since the last pass) in its parent: the maintenance pass
+    /// and close call it.
+    pub(crate) fn anchor_pending(&self) -> Result<()> {
+        let _writing = self.write.lock();
+        self.anchor()
     }
 
     /// Rewraps the root key under a new master key, in one atomic rewrite of
@@ -180,8 +262,10 @@ impl Keyring {
         let kdf = Kdf::for_new_database(source);
         let master = MasterKey::resolve(source, &kdf)?;
         let rotated = manifest.rewrapped(kdf, &master, &self.root);
-        self.files
-            .write_atomic(&self.dir.join(KEYRING_MANIFEST_FILE), &rotated.encode())?;
+        self.files.write_atomic(
+            &self.dir.join(KEYRING_MANIFEST_FILE),
+            &rotated.encode(&self.chain_key),
+        )?;
         tracing::info!(generation = rotated.master_generation, "master key rotated");
         *manifest = rotated;
         Ok(())
@@ -320,15 +404,21 @@ impl Keyring {
         }
     }
 
-    /// Seals a scope until `deadline_us`: durable before it returns.
-    pub(crate) fn seal(&self, scope: Scope, deadline_us: u64) -> Result<()> {
+    /// Seals a scope until `deadline_us`: durable before it returns, and
+    /// recorded by the manifest unless `then_destroyed` (an immediate shred,
+    /// whose destruction right after records both at once; if that fails,
+    /// the scope stays sealed and the next anchor pass records the seal).
+    pub(crate) fn seal(&self, scope: Scope, deadline_us: u64, then_destroyed: bool) -> Result<()> {
         let _writing = self.write.lock();
         if self.is_destroyed(scope)? {
             return Err(Error::Shredded { scope });
         }
         self.append_seal(scope, SEAL_OP_SEAL, deadline_us)?;
         self.loaded.write().seals.insert(scope, deadline_us);
-        Ok(())
+        if then_destroyed {
+            return Ok(());
+        }
+        self.anchor()
     }
 
     /// Cancels a scope's own seal. Returns whether it was sealed.
@@ -342,10 +432,13 @@ impl Keyring {
         }
         self.append_seal(scope, SEAL_OP_CANCEL, 0)?;
         self.loaded.write().seals.remove(&scope);
+        self.anchor()?;
         Ok(true)
     }
 
     /// Records that a destroyed scope's space is reclaimed: its seal is done.
+    /// Recorded by the manifest at the next anchor pass: losing it to a
+    /// rollback only reclaims the space again.
     pub(crate) fn finish_seal(&self, scope: Scope) -> Result<()> {
         let _writing = self.write.lock();
         if !self.loaded.read().seals.contains_key(&scope) {
@@ -389,6 +482,7 @@ impl Keyring {
             None => self.destroy_tenant(scope.tenant)?,
             Some(subject) => self.destroy_subject(scope.tenant, subject)?,
         }
+        self.anchor()?;
         Ok(true)
     }
 
@@ -448,18 +542,19 @@ impl Keyring {
             else {
                 continue;
             };
-            let id = ShardId {
-                kind: SHARD_KIND_SUBJECTS,
-                tenant: tenant.0,
-                shard,
-            };
+            let id = subject_shard_id(tenant, shard);
+            self.load_shard(id)?;
             rewrapped += self.rewrap_shard(id, to)?;
         }
+        // Recorded with the retirement that follows (or the next anchor
+        // pass): a rewrapped shard rolled back holds the same keys, wrapped
+        // under a version that is still there, or that the (recorded)
+        // retirement destroyed.
         Ok(rewrapped)
     }
 
     fn rewrap_shard(&self, id: ShardId, to: u32) -> Result<usize> {
-        let mut records = self.read_shard(id)?;
+        let mut records = self.shard_records(id)?;
         let loaded = self.loaded.read();
         let Some(entry) = loaded.tenants.get(&TenantId(id.tenant)) else {
             return Ok(0);
@@ -492,9 +587,7 @@ impl Keyring {
         }
         drop(loaded);
         if rewrapped > 0 {
-            let mut bytes = id.encode_header();
-            bytes.extend(records.iter().flat_map(|r| r.encode()));
-            self.files.write_atomic(&self.shard_path(id), &bytes)?;
+            self.rewrite(id, &records)?;
         }
         Ok(rewrapped)
     }
@@ -511,7 +604,7 @@ impl Keyring {
                 && r.version != TENANT_TOKEN_VERSION
                 && r.version < below
         };
-        let records = self.read_shard(id)?;
+        let records = self.shard_records(id)?;
         let old: Vec<u32> = records
             .iter()
             .filter(|r| retired(r))
@@ -520,17 +613,12 @@ impl Keyring {
         if old.is_empty() {
             return Ok(old);
         }
-        let mut bytes = id.encode_header();
-        bytes.extend(
-            records
-                .iter()
-                .filter(|r| !retired(r))
-                .flat_map(|r| r.encode()),
-        );
-        self.files.write_atomic(&self.shard_path(id), &bytes)?;
+        let kept: Vec<KeyRecord> = records.into_iter().filter(|r| !retired(r)).collect();
+        self.rewrite(id, &kept)?;
         if let Some(entry) = self.loaded.write().tenants.get_mut(&tenant) {
             entry.versions.retain(|v, _| *v >= below);
         }
+        self.anchor()?;
         Ok(old)
     }
 
@@ -545,6 +633,7 @@ impl Keyring {
             entry.destroyed = true;
             loaded.subjects.retain(|(t, _), _| *t != tenant);
             loaded.subject_shards.retain(|(t, _)| *t != tenant);
+            self.forget_subject_files(&mut loaded, tenant);
         }
         // The subjects' keys were wrapped by the tenant's keys: already
         // unreadable, removed for hygiene.
@@ -574,23 +663,47 @@ impl Keyring {
     /// Rewrites shard `id` atomically without the keys of `scope_id`, ending
     /// with its tombstone (kept if it is already there).
     fn rewrite_without(&self, id: ShardId, scope_id: u64) -> Result<()> {
-        let records = self.read_shard(id)?;
-        let mut bytes = id.encode_header();
+        if id.kind == SHARD_KIND_SUBJECTS {
+            self.load_shard(id)?;
+        }
+        let records = self.shard_records(id)?;
+        let mut kept = Vec::with_capacity(records.len() + 1);
         let mut tombstone = None;
-        for record in &records {
+        for record in records {
             if record.id != scope_id {
-                bytes.extend_from_slice(&record.encode());
+                kept.push(record);
             } else if record.kind == RECORD_DESTROYED {
-                tombstone = Some(record.clone());
+                tombstone = Some(record);
             }
         }
-        let tombstone =
-            tombstone.unwrap_or_else(|| KeyRecord::tombstone(scope_id, self.clock.now_us()));
-        bytes.extend_from_slice(&tombstone.encode());
-        let path = self.shard_path(id);
-        self.files
-            .create_dir_durable(path.parent().expect("shards live in a folder"))?;
-        self.files.write_atomic(&path, &bytes)
+        kept.push(tombstone.unwrap_or_else(|| KeyRecord::tombstone(scope_id, self.clock.now_us())));
+        self.rewrite(id, &kept)
+    }
+
+    /// Rewrites shard `id` with `records`, as its next generation.
+    fn rewrite(&self, id: ShardId, records: &[KeyRecord]) -> Result<()> {
+        let units: Vec<Vec<u8>> = records.iter().map(|r| r.encode().to_vec()).collect();
+        self.rewrite_units(FileId::Shard(id), &units)
+    }
+
+    /// Rewrites the seals ledger with one seal per pending scope.
+    fn rewrite_seals(&self) -> Result<()> {
+        let pending = self.loaded.read().seals.clone();
+        let mut scopes: Vec<_> = pending.into_iter().collect();
+        scopes.sort();
+        let units: Vec<Vec<u8>> = scopes
+            .into_iter()
+            .map(|(scope, deadline_us)| {
+                SealRecord {
+                    scope,
+                    op: SEAL_OP_SEAL,
+                    deadline_us,
+                }
+                .encode()
+                .to_vec()
+            })
+            .collect();
+        self.rewrite_units(FileId::Seals, &units)
     }
 
     fn create_tenant_key(&self, tenant: TenantId) -> Result<Arc<ScopeKey>> {
@@ -638,21 +751,29 @@ impl Keyring {
 
     /// Reads the subject shard holding `subject`, once.
     fn load_subject_shard(&self, tenant: TenantId, subject: SubjectId) -> Result<()> {
-        let id = subject_shard(tenant, subject);
-        if self
-            .loaded
-            .read()
-            .subject_shards
-            .contains(&(tenant, id.shard))
-        {
+        self.load_shard(subject_shard(tenant, subject))
+    }
+
+    /// Reads a subject shard, once: verified and checked against its tenant
+    /// shard's anchor. A torn append at its end is cut off holding `write`,
+    /// after reading it again: until then it may be an append in flight.
+    fn load_shard(&self, id: ShardId) -> Result<()> {
+        debug_assert_eq!(id.kind, SHARD_KIND_SUBJECTS);
+        let key = (TenantId(id.tenant), id.shard);
+        if self.loaded.read().subject_shards.contains(&key) {
             return Ok(());
         }
-        let records = self.read_shard(id)?;
+        let mut read = self.read_shard_checked(&self.loaded.read(), id)?;
+        let _writing = read.torn.is_some().then(|| self.write.lock());
+        if _writing.is_some() {
+            read = self.read_shard_checked(&self.loaded.read(), id)?;
+        }
         let mut loaded = self.loaded.write();
-        if loaded.subject_shards.insert((tenant, id.shard)) {
-            for record in &records {
+        if loaded.subject_shards.insert(key) {
+            for record in read.content.iter().flat_map(|d| &d.records) {
                 self.insert_subject_record(&mut loaded, id, record)?;
             }
+            self.take(&mut loaded, &mut read)?;
         }
         Ok(())
     }
@@ -664,6 +785,12 @@ impl Keyring {
         record: &KeyRecord,
     ) -> Result<()> {
         let tenant = TenantId(record.id);
+        if let Some((shard, anchor)) = record.as_anchor() {
+            if !loaded.tenants.get(&tenant).is_some_and(|t| t.destroyed) {
+                loaded.subject_anchors.insert((tenant, shard), anchor);
+            }
+            return Ok(());
+        }
         let entry = loaded.tenants.entry(tenant).or_default();
         if record.kind == RECORD_DESTROYED {
             entry.versions.clear();
@@ -747,61 +874,19 @@ impl Keyring {
         Error::corruption(self.shard_path(id), 0, CorruptionKind::KeyAuth)
     }
 
-    /// Reads a shard's records; a missing shard has none. A torn append at
-    /// the end is cut off by rewriting the shard atomically.
-    fn read_shard(&self, id: ShardId) -> Result<Vec<KeyRecord>> {
-        let path = self.shard_path(id);
-        // Missing: never written, or removed with a destroyed tenant's
-        // subject folder (even while this read ran).
-        let Some(bytes) = self.files.read_if_exists(&path)? else {
-            return Ok(Vec::new());
-        };
-        let decoded = shard::decode(&path, &bytes, id)?;
-        if decoded.valid_len < bytes.len() {
-            tracing::warn!(file = %path.display(), "dropping a torn append at the end of a keyring shard");
-            self.files
-                .write_atomic(&path, &bytes[..decoded.valid_len])?;
-        }
-        Ok(decoded.records)
-    }
-
-    /// Reads the seals ledger, compacting it if it holds finished seals.
-    fn read_seals(&self) -> Result<HashMap<Scope, u64>> {
-        let path = self.dir.join(SEALS_FILE);
-        let Some(bytes) = self.files.read_if_exists(&path)? else {
-            return Ok(HashMap::new());
-        };
-        let ledger = seals::decode(&path, &bytes)?;
-        if ledger.has_garbage {
-            self.files
-                .write_atomic(&path, &seals::encode_pending(&ledger.pending))?;
-        }
-        Ok(ledger.pending)
-    }
-
     fn append_seal(&self, scope: Scope, op: u8, deadline_us: u64) -> Result<()> {
         let record = SealRecord {
             scope,
             op,
             deadline_us,
         };
-        append_record(
-            &self.files,
-            &self.dir.join(SEALS_FILE),
-            &seals::encode_header(),
-            &record.encode(),
-        )
+        self.append_units(FileId::Seals, &[record.encode().to_vec()])
     }
 
     /// Appends records to a shard, in one write, and syncs it.
     fn append(&self, id: ShardId, records: &[KeyRecord]) -> Result<()> {
-        let bytes: Vec<u8> = records.iter().flat_map(|r| r.encode()).collect();
-        append_record(
-            &self.files,
-            &self.shard_path(id),
-            &id.encode_header(),
-            &bytes,
-        )
+        let units: Vec<Vec<u8>> = records.iter().map(|r| r.encode().to_vec()).collect();
+        self.append_units(FileId::Shard(id), &units)
     }
 
     fn subjects_dir(&self, tenant: TenantId) -> PathBuf {
@@ -823,25 +908,6 @@ impl Keyring {
     }
 }
 
-/// Appends fixed-size records to a file that starts with `header`, and
-/// syncs it. A missing file is written whole and atomically. A failed append
-/// is cut off again, so the file stays a sequence of whole records.
-fn append_record(files: &Files, path: &Path, header: &[u8], record: &[u8]) -> Result<()> {
-    if !files.is_file(path)? {
-        files.create_dir_durable(path.parent().expect("keyring files live in a folder"))?;
-        let mut bytes = header.to_vec();
-        bytes.extend_from_slice(record);
-        return files.write_atomic(path, &bytes);
-    }
-    let file = files.open_append(path)?;
-    let len = file.size().at(path)?;
-    if let Err(source) = file.append(record).and_then(|()| file.sync_data()) {
-        let _ = file.set_len(len).and_then(|()| file.sync_data());
-        return Err(Error::io(path.to_path_buf(), source));
-    }
-    Ok(())
-}
-
 fn tenant_shard(shard: u32) -> ShardId {
     ShardId {
         kind: SHARD_KIND_TENANTS,
@@ -855,10 +921,14 @@ fn tenant_shard_of(tenant: TenantId) -> ShardId {
 }
 
 fn subject_shard(tenant: TenantId, subject: SubjectId) -> ShardId {
+    subject_shard_id(tenant, (subject.0 % u64::from(SUBJECT_SHARDS)) as u32)
+}
+
+fn subject_shard_id(tenant: TenantId, shard: u32) -> ShardId {
     ShardId {
         kind: SHARD_KIND_SUBJECTS,
         tenant: tenant.0,
-        shard: (subject.0 % u64::from(SUBJECT_SHARDS)) as u32,
+        shard,
     }
 }
 
@@ -871,15 +941,16 @@ mod tests {
         let root = RootKey::from_secret(SecretKey::from_bytes([9; 32]));
         let source = MasterKeySource::Bytes(zeroize::Zeroizing::new([1; 32]));
         let master = MasterKey::resolve(&source, &Kdf::None).unwrap();
-        let (manifest, _) = Manifest::create(Kdf::None, &master, [0; 16]);
-        Keyring::open(
-            &Files::default(),
-            dir,
-            manifest,
-            root,
-            Arc::new(SystemClock),
-        )
-        .unwrap()
+        let files = Files::default();
+        let manifest = match Keyring::read_manifest(&files, dir).unwrap() {
+            Some(manifest) => manifest,
+            None => {
+                let (manifest, _) = Manifest::create(Kdf::None, &master, [0; 16]);
+                Keyring::create(&files, dir, &manifest, &root).unwrap();
+                Keyring::read_manifest(&files, dir).unwrap().unwrap()
+            }
+        };
+        Keyring::open(&files, dir, manifest, root, Arc::new(SystemClock)).unwrap()
     }
 
     #[test]
@@ -893,7 +964,7 @@ mod tests {
             k.current_key_or_create(subject).unwrap();
             let o = k.current_key_or_create(other).unwrap();
             for scope in [tenant, subject] {
-                k.seal(scope, 5).unwrap();
+                k.seal(scope, 5, false).unwrap();
                 assert!(!k.destroy_if_due(scope, 4).unwrap(), "not due yet");
                 assert!(k.destroy_if_due(scope, 5).unwrap());
             }
@@ -915,7 +986,8 @@ mod tests {
         assert!(k.lookup(subject, None).unwrap().is_none(), "no key left");
         // No shard file holds a key record for them any more.
         let tenant_shard = std::fs::read(k.shard_path(tenant_shard_of(TenantId(1)))).unwrap();
-        let decoded = shard::decode(Path::new("t"), &tenant_shard, tenant_shard_of(TenantId(1)));
+        let id = tenant_shard_of(TenantId(1));
+        let decoded = shard::decode(Path::new("t"), &tenant_shard, id, &k.chain_key, false);
         let records = decoded.unwrap().records;
         assert!(
             records
@@ -932,7 +1004,7 @@ mod tests {
         {
             let k = keyring(dir.path());
             k.current_key_or_create(scope).unwrap();
-            k.seal(scope, 1234).unwrap();
+            k.seal(scope, 1234, false).unwrap();
             assert!(matches!(
                 k.current_key(scope),
                 Err(Error::Sealed {
