@@ -231,6 +231,15 @@ impl Error {
         }
     }
 
+    /// The error of a use of `scope`'s keys that its gate refused.
+    pub(crate) fn revoked(scope: Scope, revoked: crate::crypto::scope_key::Revoked) -> Self {
+        use crate::crypto::scope_key::Revoked;
+        match revoked {
+            Revoked::Sealed { deadline_us } => Error::Sealed { scope, deadline_us },
+            Revoked::Shredded => Error::Shredded { scope },
+        }
+    }
+
     pub(crate) fn corruption(file: impl Into<PathBuf>, offset: u64, kind: CorruptionKind) -> Self {
         Error::Corruption {
             file: file.into(),

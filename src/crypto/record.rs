@@ -20,7 +20,7 @@ use std::cell::RefCell;
 
 use super::aead;
 use super::nonce::NonceSource;
-use super::scope_key::{ScopeKey, Token};
+use super::scope_key::{Lease, Token};
 use crate::format::{
     RECORD_AAD_DOMAIN, RECORD_FLAG_ZSTD, RECORD_HEADER_LEN, SEAL_OVERHEAD, TOKEN_LEN, USER_KEY_MAX,
     USER_VALUE_MAX, ZSTD_LEVEL,
@@ -55,7 +55,7 @@ fn aad(scope: Scope, token: &Token, key_version: u32) -> [u8; AAD_LEN] {
 /// next nonce of `nonces`. The plaintext is written into `out` and
 /// encrypted there (unless compressed): no copy of it is made.
 pub(crate) fn seal(
-    key: &ScopeKey,
+    key: &Lease<'_>,
     nonces: &NonceSource,
     token: &Token,
     user_key: &[u8],
@@ -98,7 +98,7 @@ pub(crate) fn key_version(sealed: &[u8]) -> Option<u32> {
 
 /// Opens a sealed record, returning (user key, value).
 pub(crate) fn open(
-    key: &ScopeKey,
+    key: &Lease<'_>,
     token: &Token,
     sealed: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), OpenError> {
@@ -220,11 +220,12 @@ fn decompress(frame: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::crypto::SecretKey;
+    use crate::crypto::scope_key::ScopeKey;
     use crate::format::NONCE_LEN;
     use crate::scope::{SubjectId, TenantId};
 
     fn key(scope: Scope, version: u32) -> ScopeKey {
-        ScopeKey::derive(scope, version, &SecretKey::random())
+        ScopeKey::ungated(scope, version, &SecretKey::random())
     }
 
     #[test]
@@ -251,7 +252,8 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_and_without_compression() {
-        let k = key(Scope::tenant(TenantId(7)), 1);
+        let owned = key(Scope::tenant(TenantId(7)), 1);
+        let k = owned.lease().unwrap();
         let mut random = vec![0u8; 4096];
         crate::crypto::fill_random(&mut random);
         for value in [vec![], b"small".to_vec(), vec![b'a'; 10_000], random] {
@@ -285,7 +287,8 @@ mod tests {
         // Sealing in place gives the bytes the AEAD gives (whose test vector
         // and differential test are in aead.rs), and successive records of
         // one source carry successive nonces.
-        let k = key(Scope::tenant(TenantId(3)), 1);
+        let owned = key(Scope::tenant(TenantId(3)), 1);
+        let k = owned.lease().unwrap();
         let token = k.token(b"key");
         let nonces = NonceSource::new();
         let (mut first, mut second) = (Vec::new(), Vec::new());
@@ -312,7 +315,8 @@ mod tests {
     fn a_record_moved_to_another_token_scope_or_version_does_not_open() {
         let root = SecretKey::random();
         let scope = Scope::subject(TenantId(1), SubjectId(2));
-        let k = ScopeKey::derive(scope, 1, &root);
+        let owned = ScopeKey::ungated(scope, 1, &root);
+        let k = owned.lease().unwrap();
         let token = k.token(b"a");
         let mut sealed = Vec::new();
         seal(
@@ -325,9 +329,11 @@ mod tests {
             &mut sealed,
         );
         assert_eq!(open(&k, &k.token(b"b"), &sealed), Err(OpenError::Auth));
-        let other_scope = ScopeKey::derive(Scope::subject(TenantId(1), SubjectId(3)), 1, &root);
+        let other_scope = ScopeKey::ungated(Scope::subject(TenantId(1), SubjectId(3)), 1, &root);
+        let other_scope = other_scope.lease().unwrap();
         assert_eq!(open(&other_scope, &token, &sealed), Err(OpenError::Auth));
-        let other_version = ScopeKey::derive(scope, 2, &root);
+        let other_version = ScopeKey::ungated(scope, 2, &root);
+        let other_version = other_version.lease().unwrap();
         assert_eq!(open(&other_version, &token, &sealed), Err(OpenError::Auth));
         let mut relabelled = sealed.clone();
         relabelled[..4].copy_from_slice(&2u32.to_le_bytes());
@@ -339,7 +345,8 @@ mod tests {
 
     #[test]
     fn short_or_garbage_records_are_errors_not_panics() {
-        let k = key(Scope::tenant(TenantId(1)), 1);
+        let owned = key(Scope::tenant(TenantId(1)), 1);
+        let k = owned.lease().unwrap();
         let token = k.token(b"a");
         for len in 0..80 {
             assert!(open(&k, &token, &vec![0u8; len]).is_err());

@@ -6,7 +6,7 @@ use super::batch::OpRef;
 use super::db::Inner;
 use crate::Lsn;
 use crate::crypto::record::{self, OpenError};
-use crate::crypto::scope_key::{ScopeKey, ScopeKeys, Token};
+use crate::crypto::scope_key::{Lease, ScopeKey, ScopeKeys, Token};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{FRAME_PAYLOAD_MAX, PUT_ENTRY_OVERHEAD, USER_KEY_MAX, USER_VALUE_MAX};
 use crate::scope::Scope;
@@ -64,6 +64,7 @@ impl Inner {
                     }
                 },
             };
+            let key = key.lease().map_err(|r| Error::revoked(scope, r))?;
             let token = key.token(user_key);
             match value {
                 Some(value) => {
@@ -89,7 +90,7 @@ impl Inner {
     /// scope, its record sealed under `key` straight into them.
     pub(crate) fn encode_sealed_put(
         &self,
-        key: &ScopeKey,
+        key: &Lease<'_>,
         token: &Token,
         user_key: &[u8],
         value: &[u8],
@@ -128,7 +129,11 @@ impl Inner {
                 (None, &live_keys)
             }
         };
-        let token = keys.newest().token(user_key);
+        let token = keys
+            .newest()
+            .lease()
+            .map_err(|r| Error::revoked(scope, r))?
+            .token(user_key);
         let store_key = crate::store::key_codec::data_key(scope, &token);
         let Some(mut sealed) = self.store.get_pinned(&store_key, snapshot)? else {
             return Ok(None);
@@ -210,7 +215,10 @@ impl Inner {
         let key = keys
             .at(version)
             .ok_or_else(|| self.store.corruption(CorruptionKind::RecordAuth))?;
-        record::open(key, token, sealed).map_err(|e| {
+        // A shred or seal since the keys were taken revokes them here: no
+        // snapshot or scan outlives it.
+        let key = key.lease().map_err(|r| Error::revoked(key.scope(), r))?;
+        record::open(&key, token, sealed).map_err(|e| {
             self.store.corruption(match e {
                 OpenError::Auth => CorruptionKind::RecordAuth,
                 OpenError::Malformed => CorruptionKind::Malformed("sealed record"),

@@ -25,7 +25,7 @@ use super::db::Inner;
 use super::handles::Tenant;
 use crate::crypto::record;
 use crate::crypto::scope_key::ScopeKey;
-use crate::error::{CorruptionKind, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::scope::{Scope, TenantId};
 use crate::store::key_codec;
 use crate::wal::EncodedBatch;
@@ -165,6 +165,7 @@ impl Inner {
         let Some(keys) = self.keyring.keys(scope)? else {
             return Ok((batch, None));
         };
+        let newest = newest.lease().map_err(|r| Error::revoked(scope, r))?;
         for item in self.store.scan_from(scope, from, None) {
             let (store_key, sealed) = item.map_err(crate::store::iter_err)?;
             if batch.count as usize == REENCRYPT_BATCH {
@@ -181,7 +182,7 @@ impl Inner {
             })?;
             let (user_key, value) = self.open(&keys, &token, &sealed)?;
             debug_assert_eq!(newest.scope(), scope);
-            self.encode_sealed_put(newest, &token, &user_key, &value, &mut batch.entries);
+            self.encode_sealed_put(&newest, &token, &user_key, &value, &mut batch.entries);
             batch.count += 1;
             let key = store_key[..]
                 .try_into()

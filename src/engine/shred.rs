@@ -141,3 +141,45 @@ impl Tenant<'_> {
         self.db.inner.cancel_shred(Scope::subject(self.id, subject))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Options, Scope, ShredOptions, SubjectId, TenantId};
+
+    /// Once a shred returns, the destroyed keys are gone from the keyring's
+    /// cache and their bytes are wiped, even from the copies that a snapshot
+    /// still holds (it can no longer use them).
+    #[test]
+    fn a_shred_wipes_the_key_bytes_that_readers_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::with_key([6; 32])).unwrap();
+        let tenant = db.tenant(TenantId(1));
+        tenant.put(b"k", b"v").unwrap();
+        tenant.subject(SubjectId(5)).put(b"k", b"v").unwrap();
+        tenant.subject(SubjectId(6)).put(b"k", b"v").unwrap();
+        let keyring = &db.inner.keyring;
+        let (tenant_scope, s5, s6) = (
+            Scope::tenant(TenantId(1)),
+            Scope::subject(TenantId(1), SubjectId(5)),
+            Scope::subject(TenantId(1), SubjectId(6)),
+        );
+        let held: Vec<_> = [tenant_scope, s5, s6]
+            .map(|s| keyring.lookup(s, None).unwrap().unwrap())
+            .into();
+        let view = tenant.snapshot().unwrap();
+
+        tenant
+            .shred_subject(SubjectId(5), ShredOptions::immediate())
+            .unwrap();
+        assert!(keyring.lookup(s5, None).unwrap().is_none());
+        assert!(held[1].is_wiped(), "subject 5's bytes are wiped");
+        assert!(!held[0].is_wiped() && !held[2].is_wiped());
+
+        db.shred_tenant(TenantId(1), ShredOptions::immediate())
+            .unwrap();
+        assert!(keyring.lookup(tenant_scope, None).unwrap().is_none());
+        assert!(keyring.lookup(s6, None).unwrap().is_none());
+        assert!(held.iter().all(|k| k.is_wiped()), "every key of the tenant");
+        drop(view);
+    }
+}

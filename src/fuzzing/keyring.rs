@@ -129,7 +129,8 @@ pub(super) fn survey(fs: &MemFs, dir: &Path, scopes: &BTreeSet<Scope>) -> Option
     for &scope in scopes {
         let state = keyring.state(scope).map_err(|e| e.to_string());
         let newest = keyring.lookup(scope, None).map_err(|e| e.to_string());
-        let newest = newest.map(|k| k.map(|k| (k.version(), k.token(b"k"))));
+        let newest =
+            newest.map(|k| k.map(|k| (k.version(), k.lease_ungated().map(|l| l.token(b"k")))));
         let keys = keyring.keys(scope).map_err(|e| e.to_string());
         let keys = keys.map(|k| k.map(|k| k.newest().version()));
         found.push(format!("{scope}: {state:?} {newest:?} {keys:?}"));

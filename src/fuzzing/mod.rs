@@ -33,7 +33,7 @@ use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
 use crate::crypto::record;
 use crate::crypto::root::RootKey;
-use crate::crypto::scope_key::ScopeKey;
+use crate::crypto::scope_key::{Lease, ScopeKey};
 use crate::crypto::wrap::WrapPlace;
 use crate::format::{
     FRAME_HEADER_LEN, FRAME_OVERHEAD, FRAME_PAYLOAD_MAX, KDF_TENANT_SUBJECT_WRAP, KEY_LEN,
@@ -172,7 +172,8 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let both = |bytes: &[u8]| [[&[0][..], bytes].concat(), [&[1][..], bytes].concat()];
     let mut frame_seeds: Vec<Vec<u8>> = both(&frames).to_vec();
     frame_seeds.extend(payloads.iter().map(|p| [&[1][..], p].concat()));
-    let (key, token) = record_key();
+    let (owned, token) = record_key();
+    let key = owned.lease().expect("a live key");
     let mut records = Vec::new();
     for (user_key, value, threshold) in [
         (&b"name"[..], vec![b'x'; 5], 512),
@@ -260,7 +261,8 @@ fn seed_log() -> BTreeMap<PathBuf, Vec<u8>> {
         0,
     )
     .expect("a log in memory opens");
-    let (key, _) = record_key();
+    let (owned, _) = record_key();
+    let key = owned.lease().expect("a live key");
     for n in 0..6u32 {
         let mut batch = EncodedBatch::default();
         for (i, user_key) in [&b"name"[..], b"email"].iter().enumerate() {
@@ -394,7 +396,8 @@ mod tests {
 
     #[test]
     fn seal_plaintext_makes_records_that_open() {
-        let (key, token) = record_key();
+        let (owned, token) = record_key();
+        let key = owned.lease().expect("a live key");
         let sealed = seal_plaintext(&key, &token, b"\0\x01\0\0\0kv");
         assert_eq!(
             record::open(&key, &token, &sealed).unwrap(),

@@ -5,8 +5,8 @@ use super::*;
 /// The scope, key and token every fuzzed record is sealed under.
 pub(super) fn record_key() -> (ScopeKey, [u8; TOKEN_LEN]) {
     let scope = Scope::subject(TenantId(1), SubjectId(2));
-    let key = ScopeKey::derive(scope, 1, &SecretKey::from_bytes(ROOT_KEY));
-    let token = key.token(b"fuzz");
+    let key = ScopeKey::ungated(scope, 1, &SecretKey::from_bytes(ROOT_KEY));
+    let token = key.lease().expect("a live key").token(b"fuzz");
     (key, token)
 }
 
@@ -20,7 +20,8 @@ pub fn sealed_record(data: &[u8]) {
     let Some((&mode, bytes)) = data.split_first() else {
         return;
     };
-    let (key, token) = record_key();
+    let (owned, token) = record_key();
+    let key = owned.lease().expect("a live key");
     match mode % 3 {
         0 => {
             let _ = record::open(&key, &token, bytes);
@@ -59,7 +60,11 @@ pub fn sealed_record(data: &[u8]) {
 /// Seals any plaintext as a record of `key` at `token` (the layout and AAD
 /// of `docs/FORMAT.md` §4), with a fixed nonce: the fuzzer's inputs are
 /// never secret.
-pub(super) fn seal_plaintext(key: &ScopeKey, token: &[u8; TOKEN_LEN], plaintext: &[u8]) -> Vec<u8> {
+pub(super) fn seal_plaintext(
+    key: &Lease<'_>,
+    token: &[u8; TOKEN_LEN],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let (kind, subject) = key.scope().encode_kind();
     let mut aad = Vec::with_capacity(53);
     aad.extend_from_slice(RECORD_AAD_DOMAIN);

@@ -58,7 +58,7 @@ use shard::{KeyRecord, ShardId};
 use super::SecretKey;
 use super::master::{Kdf, MasterKey};
 use super::root::RootKey;
-use super::scope_key::{ScopeKey, ScopeKeys};
+use super::scope_key::{Gate, ScopeKey, ScopeKeys};
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
@@ -132,6 +132,33 @@ struct Loaded {
     subject_anchors: HashMap<(TenantId, u32), Anchor>,
     /// Files whose chain is past what their parent records.
     unanchored: BTreeSet<FileId>,
+    /// Each scope's gate, shared by every key of the scope (and, for a
+    /// tenant's, by its subjects' keys): how a seal, a cancel or a
+    /// destruction reaches the keys that snapshots and scans hold.
+    gates: HashMap<Scope, Arc<Gate>>,
+}
+
+impl Loaded {
+    /// The gate of `scope`, made in the state the keyring knows of it.
+    fn gate(&mut self, scope: Scope) -> Arc<Gate> {
+        let sealed = self.seals.get(&scope).copied();
+        let destroyed = self.tenants.get(&scope.tenant).is_some_and(|t| t.destroyed)
+            || scope.subject.is_some_and(|s| {
+                matches!(
+                    self.subjects.get(&(scope.tenant, s)),
+                    Some(SubjectSlot::Destroyed)
+                )
+            });
+        Arc::clone(self.gates.entry(scope).or_insert_with(|| {
+            let gate = Gate::default();
+            if destroyed {
+                gate.set_shredded();
+            } else if let Some(deadline_us) = sealed {
+                gate.set_sealed(deadline_us);
+            }
+            Arc::new(gate)
+        }))
+    }
 }
 
 /// The keyring of one database.
@@ -231,6 +258,10 @@ impl Keyring {
         keyring.take(&mut loaded, &mut seals)?;
         let ledger = seals.content.unwrap_or_default();
         loaded.seals = ledger.pending;
+        let sealed: Vec<(Scope, u64)> = loaded.seals.iter().map(|(s, d)| (*s, *d)).collect();
+        for (scope, deadline_us) in sealed {
+            loaded.gate(scope).set_sealed(deadline_us);
+        }
         drop(loaded);
         if ledger.has_garbage {
             keyring.rewrite_seals()?;
@@ -414,7 +445,10 @@ impl Keyring {
             return Err(Error::Shredded { scope });
         }
         self.append_seal(scope, SEAL_OP_SEAL, deadline_us)?;
-        self.loaded.write().seals.insert(scope, deadline_us);
+        let mut loaded = self.loaded.write();
+        loaded.seals.insert(scope, deadline_us);
+        loaded.gate(scope).set_sealed(deadline_us);
+        drop(loaded);
         if then_destroyed {
             return Ok(());
         }
@@ -431,7 +465,10 @@ impl Keyring {
             return Ok(false);
         }
         self.append_seal(scope, SEAL_OP_CANCEL, 0)?;
-        self.loaded.write().seals.remove(&scope);
+        let mut loaded = self.loaded.write();
+        loaded.seals.remove(&scope);
+        loaded.gate(scope).set_live();
+        drop(loaded);
         self.anchor()?;
         Ok(true)
     }
@@ -625,16 +662,32 @@ impl Keyring {
     fn destroy_tenant(&self, tenant: TenantId) -> Result<()> {
         let id = tenant_shard_of(tenant);
         self.rewrite_without(id, tenant.0)?;
-        {
+        let destroyed: Vec<Arc<ScopeKey>> = {
             let mut loaded = self.loaded.write();
+            loaded.gate(Scope::tenant(tenant)).set_shredded();
             let entry = loaded.tenants.entry(tenant).or_default();
-            entry.versions.clear();
+            let mut keys: Vec<_> = std::mem::take(&mut entry.versions)
+                .into_values()
+                .map(|k| k.scope)
+                .collect();
             entry.token_root = None;
             entry.destroyed = true;
-            loaded.subjects.retain(|(t, _), _| *t != tenant);
+            keys.extend(
+                loaded
+                    .subjects
+                    .extract_if(|(t, _), _| *t == tenant)
+                    .filter_map(|(_, slot)| match slot {
+                        SubjectSlot::Key(key) => Some(key),
+                        SubjectSlot::Destroyed => None,
+                    }),
+            );
             loaded.subject_shards.retain(|(t, _)| *t != tenant);
             self.forget_subject_files(&mut loaded, tenant);
-        }
+            keys
+        };
+        // Every reader holding them is refused already (the tenant's gate);
+        // the bytes go once the reads in the middle of using them end.
+        destroyed.iter().for_each(|key| key.wipe());
         // The subjects' keys were wrapped by the tenant's keys: already
         // unreadable, removed for hygiene.
         self.files.remove_dir_durable(&self.subjects_dir(tenant))?;
@@ -653,10 +706,17 @@ impl Keyring {
         }
         self.load_subject_shard(tenant, subject)?;
         self.rewrite_without(subject_shard(tenant, subject), subject.0)?;
-        self.loaded
-            .write()
-            .subjects
-            .insert((tenant, subject), SubjectSlot::Destroyed);
+        let scope = Scope::subject(tenant, subject);
+        let destroyed = {
+            let mut loaded = self.loaded.write();
+            loaded.gate(scope).set_shredded();
+            loaded
+                .subjects
+                .insert((tenant, subject), SubjectSlot::Destroyed)
+        };
+        if let Some(SubjectSlot::Key(key)) = destroyed {
+            key.wipe();
+        }
         Ok(())
     }
 
@@ -791,6 +851,7 @@ impl Keyring {
             }
             return Ok(());
         }
+        let gate = loaded.gate(Scope::tenant(tenant));
         let entry = loaded.tenants.entry(tenant).or_default();
         if record.kind == RECORD_DESTROYED {
             entry.versions.clear();
@@ -821,6 +882,7 @@ impl Keyring {
                 record.version,
                 &root,
                 token_root,
+                [Arc::clone(&gate), gate],
             )),
             subject_wrap: root.derive(KDF_TENANT_SUBJECT_WRAP),
         };
@@ -863,7 +925,9 @@ impl Keyring {
         let root = id
             .unwrap_key(&wrapper.subject_wrap, record)
             .map_err(|_| self.key_auth_error(id))?;
-        let key = ScopeKey::derive(Scope::subject(tenant, subject), record.version, &root);
+        let scope = Scope::subject(tenant, subject);
+        let gates = [loaded.gate(scope), loaded.gate(Scope::tenant(tenant))];
+        let key = ScopeKey::derive(scope, record.version, &root, gates);
         loaded
             .subjects
             .insert((tenant, subject), SubjectSlot::Key(Arc::new(key)));
@@ -969,7 +1033,7 @@ mod tests {
                 assert!(k.destroy_if_due(scope, 5).unwrap());
             }
             assert!(matches!(k.current_key(tenant), Err(Error::Shredded { .. })));
-            o.token(b"x")
+            o.lease().unwrap().token(b"x")
         };
         let k = keyring(dir.path());
         assert_eq!(k.state(tenant).unwrap(), ScopeState::Shredded);
@@ -979,7 +1043,12 @@ mod tests {
             Err(Error::Shredded { .. })
         ));
         assert_eq!(
-            k.current_key(other).unwrap().unwrap().token(b"x"),
+            k.current_key(other)
+                .unwrap()
+                .unwrap()
+                .lease()
+                .unwrap()
+                .token(b"x"),
             other_token
         );
         assert!(k.lookup(tenant, None).unwrap().is_none(), "no key left");
