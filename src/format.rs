@@ -306,6 +306,11 @@ pub const APPLIED_LEN_V1: usize = 8;
 /// write: a manifest with a lower epoch is an older copy of the keyring.
 pub const META_KEYRING_EPOCH: &[u8] = b"\x00keyring_epoch";
 const _: () = assert!(META_KEYRING_EPOCH[0] == STORE_NS_META);
+/// Meta key holding the latest time (µs since the epoch, u64) the database
+/// believed at a maintenance pass: what the wall clock at the next open is
+/// held against (`engine/deadline.rs`).
+pub const META_CLOCK_SEEN: &[u8] = b"\x00clock_seen";
+const _: () = assert!(META_CLOCK_SEEN[0] == STORE_NS_META);
 /// Meta key binding the store to its database: the manifest's log id.
 pub const META_DATABASE: &[u8] = b"\x00database";
 const _: () = assert!(META_DATABASE[0] == STORE_NS_META);

@@ -54,6 +54,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::keyring::ScopeState;
 pub use engine::batch::WriteBatch;
 pub use engine::db::Db;
+pub use engine::deadline::{CLOCK_LEAP_MAX, CLOCK_OPEN_GAP_MAX, ClockState};
 pub use engine::handles::{Subject, Tenant};
 pub use engine::shred::ShredOptions;
 pub use engine::snapshot::{Scan, Snapshot};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::commit::GroupCommit;
+use super::deadline::{ClockState, Deadlines};
 use super::replay::replay;
-use crate::clock::Clock;
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
@@ -40,7 +40,8 @@ pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
     pub(crate) store: Store,
     pub(crate) commit: GroupCommit,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// The time deadlines are compared with.
+    pub(crate) deadlines: Deadlines,
     pub(crate) compression_threshold: usize,
     /// Nonces of the records this open seals.
     pub(crate) nonces: NonceSource,
@@ -122,6 +123,13 @@ impl Db {
             &replayed.log,
             replayed.store_before.lsn,
         )?;
+        // The latest time the database knows: what the wall clock at open
+        // is held against before any deadline is acted on.
+        let known_us = replayed
+            .log
+            .last_commit_us
+            .max(replayed.store_before.commit_us)
+            .max(store.clock_seen()?);
         let inner = Arc::new(Inner {
             keyring,
             store,
@@ -135,7 +143,7 @@ impl Db {
                     .last_commit_us
                     .max(replayed.store_before.commit_us),
             ),
-            clock: options.clock,
+            deadlines: Deadlines::open(Arc::clone(&options.clock), known_us),
             compression_threshold: options.compression_threshold_bytes,
             nonces: NonceSource::new(),
             maintenance: Mutex::new(()),
@@ -193,6 +201,21 @@ impl Db {
         self.inner.keyring.rotate_master(&new_key)
     }
 
+    /// What the engine makes of the wall clock: believed, or doubted (it ran
+    /// ahead of the time that has passed, or was implausibly far ahead at
+    /// open), in which case shreds' deadlines follow the believed time:
+    /// later than the wall clock says, never earlier.
+    pub fn clock_state(&self) -> ClockState {
+        self.inner.deadlines.state()
+    }
+
+    /// Accepts the wall clock as right (an operator's decision, after
+    /// checking it): deadlines follow it from now on, and those it says have
+    /// passed are completed by the next maintenance pass.
+    pub fn trust_clock(&self) {
+        self.inner.deadlines.trust_wall_clock();
+    }
+
     /// LSN of the last committed batch (0 for an empty database).
     pub fn last_lsn(&self) -> crate::Lsn {
         crate::Lsn(self.inner.commit.applied_lsn())
@@ -230,6 +253,7 @@ impl Inner {
             self.checkpoint()?;
         }
         self.complete_due_shreds()?;
+        self.store.note_clock(self.deadlines.evidence_us())?;
         // Key creations since the last pass: recorded by their parents.
         self.keyring.anchor_pending()?;
         self.advance_rotations(budget)

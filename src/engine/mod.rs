@@ -4,6 +4,7 @@
 pub(crate) mod batch;
 pub(crate) mod commit;
 pub(crate) mod db;
+pub(crate) mod deadline;
 pub(crate) mod handles;
 pub(crate) mod ops;
 pub(crate) mod replay;

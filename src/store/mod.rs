@@ -19,8 +19,8 @@ use rocksdb::{
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_DATABASE,
-    META_KEYRING_EPOCH, STORE_DIR,
+    APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_CLOCK_SEEN,
+    META_DATABASE, META_KEYRING_EPOCH, STORE_DIR,
 };
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
@@ -143,6 +143,28 @@ impl Store {
             self.corruption(CorruptionKind::Malformed("keyring epoch is not 8 bytes"))
         })?;
         Ok(u64::from_le_bytes(raw))
+    }
+
+    /// The latest believed time a maintenance pass recorded (0 if none).
+    pub(crate) fn clock_seen(&self) -> Result<u64> {
+        let Some(bytes) = self.db.get_pinned(META_CLOCK_SEEN).map_err(store_err)? else {
+            return Ok(0);
+        };
+        let raw: [u8; 8] = bytes[..]
+            .try_into()
+            .map_err(|_| self.corruption(CorruptionKind::Malformed("clock seen is not 8 bytes")))?;
+        Ok(u64::from_le_bytes(raw))
+    }
+
+    /// Records the believed time (durable with the next flush: a crash loses
+    /// at most the passes since the last one, which only makes the next open
+    /// more cautious).
+    pub(crate) fn note_clock(&self, believed_us: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(META_CLOCK_SEEN, believed_us.to_le_bytes());
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(store_err)
     }
 
     /// Binds the store to its database (`log_id`, from the manifest): a store
