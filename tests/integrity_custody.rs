@@ -379,3 +379,41 @@ fn a_crash_between_a_child_and_its_parents_is_never_a_rollback() {
     println!("{cuts} power cuts through a shred and a rotation");
     assert!(cuts > 10);
 }
+
+/// A shard's rewrite whose rename happened but whose folder sync failed: the
+/// call fails, and the next append to that shard must continue the file's
+/// real chain (the new generation), not the one before it.
+#[test]
+fn a_failed_folder_sync_after_a_rename_does_not_break_the_chain() {
+    use strongroom::ScopeState;
+    use strongroom::fs::{Fault, FaultyFileSystem, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFileSystem::new();
+    let db = Db::open(dir.path(), options().file_system(fs.clone())).unwrap();
+    let t = db.tenant(TenantId(1));
+    // Subjects 5, 1029 and 2053 share subject shard 5.
+    t.subject(SubjectId(5)).put(b"k", b"five").unwrap();
+    t.subject(SubjectId(1029)).put(b"k", b"1029").unwrap();
+    fs.fail_once(Op::SyncDir, "subjects", 1, Fault::Eio);
+    assert!(
+        t.shred_subject(SubjectId(5), ShredOptions::immediate())
+            .is_err()
+    );
+    t.subject(SubjectId(2053)).put(b"k", b"2053").unwrap();
+    db.run_maintenance().unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), options()).unwrap();
+    let t = db.tenant(TenantId(1));
+    assert_eq!(
+        t.subject(SubjectId(2053)).get(b"k").unwrap().as_deref(),
+        Some(&b"2053"[..])
+    );
+    assert_eq!(
+        t.subject(SubjectId(1029)).get(b"k").unwrap().as_deref(),
+        Some(&b"1029"[..])
+    );
+    assert_eq!(
+        t.subject(SubjectId(5)).state().unwrap(),
+        ScopeState::Shredded
+    );
+}

@@ -53,10 +53,8 @@ impl ShredOptions {
 impl Inner {
     /// Seals `scope`, and destroys its keys now if there is no grace period.
     pub(crate) fn shred(&self, scope: Scope, options: ShredOptions) -> Result<ScopeState> {
-        let deadline_us = self
-            .deadlines
-            .now_us()
-            .saturating_add(options.grace.as_micros() as u64);
+        let grace_us = u64::try_from(options.grace.as_micros()).unwrap_or(u64::MAX);
+        let deadline_us = self.deadlines.now_us().saturating_add(grace_us);
         self.keyring
             .seal(scope, deadline_us, options.grace.is_zero())?;
         if !options.grace.is_zero() {

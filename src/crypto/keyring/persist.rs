@@ -28,7 +28,8 @@ use super::shard::{self, DecodedShard, KeyRecord, ShardId};
 use super::{FileId, Keyring, Loaded, tenant_shard, tenant_shard_of};
 use crate::error::{Error, Result};
 use crate::format::{
-    KEYRING_GENERATION_MAX, KEYRING_MANIFEST_FILE, KEYRING_VERSION, RECORD_ANCHOR, SEALS_FILE,
+    KEYRING_GENERATION_MAX, KEYRING_MANIFEST_FILE, KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN,
+    KEYRING_VERSION, RECORD_ANCHOR, SEALS_FILE, SEALS_HEADER_LEN, SEALS_RECORD_LEN,
     SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, TENANT_SHARDS,
 };
 use crate::scope::TenantId;
@@ -153,7 +154,10 @@ impl Keyring {
         let handle = self.files.open_append(&path)?;
         let len = handle.size().map_err(|e| Error::io(&path, e))?;
         if let Err(source) = handle.append(&bytes).and_then(|()| handle.sync_data()) {
-            let _ = handle.set_len(len).and_then(|()| handle.sync_data());
+            let cut = handle.set_len(len).and_then(|()| handle.sync_data());
+            if cut.is_err() {
+                self.resync(file);
+            }
             return Err(Error::io(path, source));
         }
         let mut loaded = self.loaded.write();
@@ -195,11 +199,53 @@ impl Keyring {
         );
         self.files
             .create_dir_durable(path.parent().expect("keyring files live in a folder"))?;
-        self.files.write_atomic(&path, &bytes)?;
+        if let Err(e) = self.files.write_atomic(&path, &bytes) {
+            // The rename may have happened before the error (a failed folder
+            // sync): the next change must continue the file's real chain.
+            self.resync(file);
+            return Err(e);
+        }
         let mut loaded = self.loaded.write();
         loaded.chains.insert(file, chain.anchor());
         loaded.unanchored.insert(file);
         Ok(())
+    }
+
+    /// After a failed write, brings the in-memory chain of `file` back to
+    /// what the file holds (a rename that happened before the error, bytes
+    /// an append left that could not be cut), cutting a partial record off,
+    /// so that the next change continues the file's real chain instead of
+    /// breaking it. Best effort: a failure here is logged, and the next open
+    /// reads the file as it is.
+    fn resync(&self, file: FileId) {
+        let path = self.path_of(file);
+        let (header_len, record_len) = match file {
+            FileId::Seals => (SEALS_HEADER_LEN, SEALS_RECORD_LEN),
+            FileId::Shard(_) => (KEYRING_SHARD_HEADER_LEN, KEYRING_RECORD_LEN),
+        };
+        let synced = (|| -> Result<Option<Anchor>> {
+            let Some(bytes) = self.files.read_if_exists(&path)? else {
+                return Ok(None);
+            };
+            let read = custody::read(&path, &bytes, header_len, record_len, &self.chain_key)?;
+            if read.valid_len < bytes.len() {
+                self.files.write_atomic(&path, &bytes[..read.valid_len])?;
+            }
+            Ok(Some(read.chain.anchor()))
+        })();
+        let mut loaded = self.loaded.write();
+        match synced {
+            Ok(Some(anchor)) => {
+                loaded.chains.insert(file, anchor);
+                loaded.unanchored.insert(file);
+            }
+            Ok(None) => {
+                loaded.chains.remove(&file);
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "keyring: cannot read a file back after a failed write")
+            }
+        }
     }
 
     /// Forgets a file removed with its folder (a destroyed tenant's subject
