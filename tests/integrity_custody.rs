@@ -417,3 +417,53 @@ fn a_failed_folder_sync_after_a_rename_does_not_break_the_chain() {
         ScopeState::Shredded
     );
 }
+
+/// A subject shard whose load fails (here its torn-tail repair cannot be
+/// written) is not taken for empty: a later key creation in that shard never
+/// writes a new file over the keys it holds.
+#[test]
+fn a_failed_load_of_a_subject_shard_never_loses_its_keys() {
+    use strongroom::fs::{Fault, FaultyFileSystem, Op};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        let t = db.tenant(TenantId(1));
+        t.subject(SubjectId(5)).put(b"k", b"five").unwrap();
+        db.close().unwrap();
+    }
+    // A torn append at the end of subject shard 5.
+    let shard = dir
+        .path()
+        .join(format!("keyring/subjects/{:016x}/0005.keys", 1));
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes.extend_from_slice(&[0xab; 17]);
+    std::fs::write(&shard, &bytes).unwrap();
+
+    let fs = FaultyFileSystem::new();
+    // The repair's rename fails once; later writes succeed.
+    fs.fail_once(Op::Rename, "subjects", 1, Fault::Eio);
+    let db = Db::open(dir.path(), options().file_system(fs.clone())).unwrap();
+    let t = db.tenant(TenantId(1));
+    assert!(
+        t.subject(SubjectId(5)).get(b"k").is_err(),
+        "the repair cannot be written"
+    );
+    // Subject 1029 lives in the same shard: its first put reads the shard
+    // again (and repairs it), never writing a new one over subject 5's key.
+    t.subject(SubjectId(1029)).put(b"k", b"1029").unwrap();
+    assert_eq!(
+        t.subject(SubjectId(5)).get(b"k").unwrap().as_deref(),
+        Some(&b"five"[..])
+    );
+    drop(db);
+    let db = Db::open(dir.path(), options()).unwrap();
+    let t = db.tenant(TenantId(1));
+    assert_eq!(
+        t.subject(SubjectId(5)).get(b"k").unwrap().as_deref(),
+        Some(&b"five"[..])
+    );
+    assert_eq!(
+        t.subject(SubjectId(1029)).get(b"k").unwrap().as_deref(),
+        Some(&b"1029"[..])
+    );
+}

@@ -829,12 +829,27 @@ impl Keyring {
             read = self.read_shard_checked(&self.loaded.read(), id)?;
         }
         let mut loaded = self.loaded.write();
-        if loaded.subject_shards.insert(key) {
-            for record in read.content.iter().flat_map(|d| &d.records) {
-                self.insert_subject_record(&mut loaded, id, record)?;
-            }
-            self.take(&mut loaded, &mut read)?;
+        if loaded.subject_shards.contains(&key) {
+            return Ok(()); // another reader got there first
         }
+        // The shard counts as loaded only once all of it is in memory: a
+        // failed load (a record that does not unwrap, a repair that fails)
+        // leaves nothing behind, so no later change takes it for empty.
+        let taken = read
+            .content
+            .iter()
+            .flat_map(|d| &d.records)
+            .try_for_each(|record| self.insert_subject_record(&mut loaded, id, record))
+            .and_then(|()| self.take(&mut loaded, &mut read));
+        if let Err(e) = taken {
+            let in_shard = |s: &SubjectId| s.0 % u64::from(SUBJECT_SHARDS) == u64::from(id.shard);
+            loaded
+                .subjects
+                .retain(|(t, s), _| *t != key.0 || !in_shard(s));
+            loaded.chains.remove(&FileId::Shard(id));
+            return Err(e);
+        }
+        loaded.subject_shards.insert(key);
         Ok(())
     }
 

@@ -26,7 +26,7 @@ use super::custody::{self, Anchor, Chain, Standing};
 use super::seals::{self, Ledger};
 use super::shard::{self, DecodedShard, KeyRecord, ShardId};
 use super::{FileId, Keyring, Loaded, tenant_shard, tenant_shard_of};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     KEYRING_GENERATION_MAX, KEYRING_MANIFEST_FILE, KEYRING_RECORD_LEN, KEYRING_SHARD_HEADER_LEN,
     KEYRING_VERSION, RECORD_ANCHOR, SEALS_FILE, SEALS_HEADER_LEN, SEALS_RECORD_LEN,
@@ -142,6 +142,15 @@ impl Keyring {
         let path = self.path_of(file);
         let current = self.loaded.read().chains.get(&file).copied();
         let Some(current) = current else {
+            // No chain in memory means no file: one there was not read, and
+            // writing a new one over it would lose its records.
+            if self.files.is_file(&path)? {
+                return Err(Error::corruption(
+                    path,
+                    0,
+                    CorruptionKind::Malformed("a keyring file not read before a change"),
+                ));
+            }
             return self.rewrite_units(file, units);
         };
         let mut bytes = Vec::new();
