@@ -136,23 +136,22 @@ impl Store {
     /// The keyring epoch as of the store's last write (0 if none): a keyring
     /// manifest with a lower one is an older copy.
     pub(crate) fn keyring_epoch(&self) -> Result<u64> {
-        let Some(bytes) = self.db.get_pinned(META_KEYRING_EPOCH).map_err(store_err)? else {
-            return Ok(0);
-        };
-        let raw: [u8; 8] = bytes[..].try_into().map_err(|_| {
-            self.corruption(CorruptionKind::Malformed("keyring epoch is not 8 bytes"))
-        })?;
-        Ok(u64::from_le_bytes(raw))
+        self.meta_u64(META_KEYRING_EPOCH, "keyring epoch is not 8 bytes")
     }
 
     /// The latest believed time a maintenance pass recorded (0 if none).
     pub(crate) fn clock_seen(&self) -> Result<u64> {
-        let Some(bytes) = self.db.get_pinned(META_CLOCK_SEEN).map_err(store_err)? else {
+        self.meta_u64(META_CLOCK_SEEN, "clock seen is not 8 bytes")
+    }
+
+    /// A little-endian u64 meta value; 0 if absent, `Malformed` if not 8 bytes.
+    fn meta_u64(&self, key: &[u8], malformed: &'static str) -> Result<u64> {
+        let Some(bytes) = self.db.get_pinned(key).map_err(store_err)? else {
             return Ok(0);
         };
         let raw: [u8; 8] = bytes[..]
             .try_into()
-            .map_err(|_| self.corruption(CorruptionKind::Malformed("clock seen is not 8 bytes")))?;
+            .map_err(|_| self.corruption(CorruptionKind::Malformed(malformed)))?;
         Ok(u64::from_le_bytes(raw))
     }
 
