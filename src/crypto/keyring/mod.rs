@@ -115,6 +115,14 @@ enum FileId {
     Shard(ShardId),
 }
 
+impl FileId {
+    /// The subject shard of `tenant`, if this is one (`None`: any tenant's).
+    fn is_subject_shard(&self, tenant: Option<TenantId>) -> bool {
+        matches!(self, FileId::Shard(id)
+            if id.kind == SHARD_KIND_SUBJECTS && tenant.is_none_or(|t| t.0 == id.tenant))
+    }
+}
+
 #[derive(Default)]
 struct Loaded {
     /// Every tenant with a key or a tombstone (all tenant shards are read at
@@ -1107,5 +1115,35 @@ mod tests {
         assert!(k.current_key(scope).unwrap().is_some());
         drop(k);
         assert!(keyring(dir.path()).pending_seals().is_empty());
+    }
+
+    #[test]
+    fn an_anchor_pass_writes_a_manifest_only_for_what_moved_and_keeps_the_rest_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keyring(dir.path());
+        let epoch = k.epoch();
+        k.anchor_pending().unwrap();
+        assert_eq!(k.epoch(), epoch, "nothing moved, no manifest");
+        k.current_key_or_create(Scope::subject(TenantId(2), SubjectId(5)))
+            .unwrap();
+        k.anchor_pending().unwrap();
+        assert_eq!(k.epoch(), epoch + 1, "one pass, one manifest");
+        assert!(k.loaded.read().unanchored.is_empty());
+        k.anchor_pending().unwrap();
+        assert_eq!(k.epoch(), epoch + 1);
+
+        // A subject shard marked while the manifest is written (a load does
+        // not take `write`) stays marked for its tenant shard's next anchor.
+        let subject_file = FileId::Shard(subject_shard(TenantId(2), SubjectId(5)));
+        {
+            let mut loaded = k.loaded.write();
+            loaded.unanchored.insert(FileId::Seals);
+            loaded.unanchored.insert(subject_file);
+        }
+        let _writing = k.write.lock();
+        k.write_manifest_if_behind().unwrap();
+        assert_eq!(k.epoch(), epoch + 2);
+        let marked: Vec<FileId> = k.loaded.read().unanchored.iter().copied().collect();
+        assert_eq!(marked, vec![subject_file]);
     }
 }

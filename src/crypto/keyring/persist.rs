@@ -260,7 +260,7 @@ impl Keyring {
     /// Forgets a file removed with its folder (a destroyed tenant's subject
     /// shards): nothing anchors it any more.
     pub(super) fn forget_subject_files(&self, loaded: &mut Loaded, tenant: TenantId) {
-        let theirs = |f: &FileId| matches!(f, FileId::Shard(id) if id.kind == SHARD_KIND_SUBJECTS && id.tenant == tenant.0);
+        let theirs = |f: &FileId| f.is_subject_shard(Some(tenant));
         loaded.chains.retain(|f, _| !theirs(f));
         loaded.unanchored.retain(|f| !theirs(f));
         loaded.subject_anchors.retain(|(t, _), _| *t != tenant);
@@ -278,11 +278,13 @@ impl Keyring {
                 continue;
             }
             let tenant = TenantId(id.tenant);
-            let loaded = self.loaded.read();
-            if loaded.tenants.get(&tenant).is_some_and(|t| t.destroyed) {
-                continue;
-            }
-            let Some(anchor) = loaded.chains.get(file).copied() else {
+            let mut loaded = self.loaded.write();
+            let anchor = loaded.chains.get(file).copied();
+            let destroyed = loaded.tenants.get(&tenant).is_some_and(|t| t.destroyed);
+            let Some(anchor) = anchor.filter(|_| !destroyed) else {
+                // Nothing to anchor: the tenant's folder is gone with its
+                // key, or the file was removed.
+                loaded.unanchored.remove(file);
                 continue;
             };
             by_tenant_shard
@@ -341,9 +343,9 @@ impl Keyring {
 
     /// Writes a new manifest if a tenant shard or the seals ledger has moved
     /// past what the manifest records.
-    fn write_manifest_if_behind(&self) -> Result<()> {
+    pub(super) fn write_manifest_if_behind(&self) -> Result<()> {
         let mut loaded = self.loaded.write();
-        if loaded.unanchored.is_empty() {
+        if loaded.unanchored.iter().all(|f| f.is_subject_shard(None)) {
             return Ok(());
         }
         let mut manifest = self.manifest.lock();
@@ -363,7 +365,10 @@ impl Keyring {
         )?;
         tracing::debug!(epoch = next.epoch, "keyring: manifest anchors its files");
         *manifest = next;
-        loaded.unanchored.clear();
+        // Only what the manifest anchors: a subject shard marked meanwhile
+        // (a load, which does not take `write`, found it ahead) waits for
+        // the next pass.
+        loaded.unanchored.retain(|f| f.is_subject_shard(None));
         Ok(())
     }
 }
