@@ -102,6 +102,32 @@ fn a_clock_that_leaps_a_year_while_open_destroys_nothing() {
 }
 
 #[test]
+fn writes_stamped_by_a_leapt_clock_are_not_evidence_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let db = open_with(dir.path(), &clock);
+    db.tenant(TenantId(1)).put(b"k", b"v").unwrap();
+    let state = db
+        .shred_tenant(
+            TenantId(1),
+            ShredOptions::with_grace(2 * CLOCK_OPEN_GAP_MAX),
+        )
+        .unwrap();
+    db.run_maintenance().unwrap();
+    // The clock leaps; commits go on, stamped with it.
+    clock.jump(YEAR);
+    db.tenant(TenantId(2)).put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    for _ in 0..3 {
+        let db = open_with(dir.path(), &clock);
+        assert_eq!(db.tenant(TenantId(1)).state().unwrap(), state);
+        assert!(matches!(db.clock_state(), ClockState::Doubted { .. }));
+        db.tenant(TenantId(2)).put(b"k", b"w").unwrap();
+        db.close().unwrap();
+    }
+}
+
+#[test]
 fn a_clock_that_moves_with_time_destroys_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::starting_now());

@@ -123,13 +123,18 @@ impl Db {
             &replayed.log,
             replayed.store_before.lsn,
         )?;
-        // The latest time the database knows: what the wall clock at open
-        // is held against before any deadline is acted on.
-        let known_us = replayed
-            .log
-            .last_commit_us
-            .max(replayed.store_before.commit_us)
-            .max(store.clock_seen()?);
+        // The latest time the database has evidence for: what the wall
+        // clock at open is held against before any deadline is acted on.
+        // Commit times are raw wall-clock readings (a leap while open stamps
+        // them too), so they stand in only for a database that has recorded
+        // no evidence yet.
+        let known_us = match store.clock_seen()? {
+            0 => replayed
+                .log
+                .last_commit_us
+                .max(replayed.store_before.commit_us),
+            seen => seen,
+        };
         let inner = Arc::new(Inner {
             keyring,
             store,
@@ -233,8 +238,12 @@ impl Db {
         self.background.stop();
         self.sync()?;
         let anchored = self.inner.keyring.anchor_pending();
+        let noted = self
+            .inner
+            .store
+            .note_clock(self.inner.deadlines.evidence_us());
         self.inner.store.flush()?;
-        anchored
+        anchored.and(noted)
     }
 }
 

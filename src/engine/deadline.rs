@@ -8,18 +8,22 @@
 //! believed = min(wall, evidence + allowance)
 //! ```
 //!
-//! The base is the latest wall-clock reading the engine has reason to
-//! believe, moved up to the wall clock whenever the two agree; the allowance
-//! is [`CLOCK_LEAP_MAX`]. So a wall clock that leaps ahead of the time that
-//! has passed by more than the bound is not believed, and a wall clock that
-//! lags (or steps back) only delays. At open the base is the wall clock if it
-//! is plausible, at most [`CLOCK_OPEN_GAP_MAX`] past the latest time the
-//! database knows (its newest commit, the evidence its last maintenance pass
-//! recorded); else that latest time, with [`CLOCK_OPEN_GAP_MAX`] added to the
+//! The base is taken at open (and when the operator trusts the clock) and
+//! moves only with the monotonic clock after that: a wall clock that steps
+//! ahead by less than the allowance ([`CLOCK_LEAP_MAX`]) is believed, but
+//! steps do not add up, since each is measured from the same base. A wall
+//! clock that lags (or steps back) only delays. At open the base is the wall
+//! clock if it is plausible, at most [`CLOCK_OPEN_GAP_MAX`] past the latest
+//! time the database has evidence for (what its last maintenance pass or
+//! close recorded); else that time, with [`CLOCK_OPEN_GAP_MAX`] added to the
 //! allowance. What is recorded for the next open is the evidence, never the
-//! allowance, so reopening again and again with a wrong clock gains nothing. A doubted clock delays destruction, never
-//! brings it forward; it is logged, [`ClockState::Doubted`] says so, and
-//! [`crate::Db::trust_clock`] is the operator's way to accept the wall clock.
+//! allowance, so reopening again and again with a wrong clock gains nothing.
+//! A doubted clock delays destruction, never brings it forward; it is
+//! logged, [`ClockState::Doubted`] says so, and [`crate::Db::trust_clock`] is
+//! the operator's way to accept the wall clock.
+//!
+//! Commit times are not evidence: they are wall-clock readings, taken
+//! whether the clock is believed or not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,10 +59,13 @@ pub enum ClockState {
     },
 }
 
+/// What the believed time is measured from.
 #[derive(Debug, Clone, Copy)]
 struct Base {
     wall_us: u64,
     monotonic_us: u64,
+    /// How far past the evidence the believed time may go (µs).
+    allowance_us: u64,
 }
 
 /// The believed time of one open database.
@@ -66,8 +73,6 @@ struct Base {
 pub(crate) struct Deadlines {
     clock: Arc<dyn Clock>,
     base: Mutex<Base>,
-    /// How far past the evidence the believed time may go (µs).
-    allowance_us: Mutex<u64>,
     state: Mutex<ClockState>,
 }
 
@@ -75,24 +80,20 @@ const LEAP_US: u64 = CLOCK_LEAP_MAX.as_micros() as u64;
 const OPEN_GAP_US: u64 = CLOCK_OPEN_GAP_MAX.as_micros() as u64;
 
 impl Deadlines {
-    /// Starts believing at open, given the latest time the database knows
-    /// (`known_us`: its newest commit time, its last maintenance pass; 0 if
-    /// none).
+    /// Starts believing at open, given the latest time the database has
+    /// evidence for (`known_us`; 0 if none).
     pub(crate) fn open(clock: Arc<dyn Clock>, known_us: u64) -> Deadlines {
         let wall_us = clock.now_us();
         // A database that knows no time yet (new, or from before times were
         // kept) has nothing to hold the clock against.
         let plausible = known_us == 0 || wall_us <= known_us.saturating_add(OPEN_GAP_US);
-        let base = Base {
-            wall_us: if plausible { wall_us } else { known_us },
-            monotonic_us: clock.monotonic_us(),
-        };
-        let allowance_us = if plausible {
-            LEAP_US
+        let base = if plausible {
+            Base {
+                wall_us,
+                monotonic_us: clock.monotonic_us(),
+                allowance_us: LEAP_US,
+            }
         } else {
-            LEAP_US + OPEN_GAP_US
-        };
-        if !plausible {
             tracing::warn!(
                 wall_us,
                 known_us,
@@ -100,11 +101,15 @@ impl Deadlines {
                 "the wall clock at open is further past everything the database knows than the bound: \
                  deadlines are held back until the time passes or the clock is trusted"
             );
-        }
+            Base {
+                wall_us: known_us,
+                monotonic_us: clock.monotonic_us(),
+                allowance_us: LEAP_US + OPEN_GAP_US,
+            }
+        };
         let deadlines = Deadlines {
             clock,
             base: Mutex::new(base),
-            allowance_us: Mutex::new(allowance_us),
             state: Mutex::new(ClockState::Believed),
         };
         deadlines.now_us();
@@ -127,20 +132,12 @@ impl Deadlines {
     fn read(&self) -> (u64, u64) {
         let wall_us = self.clock.now_us();
         let monotonic_us = self.clock.monotonic_us();
-        let mut base = self.base.lock();
-        let mut allowance_us = self.allowance_us.lock();
+        let base = *self.base.lock();
         let passed_us = monotonic_us.saturating_sub(base.monotonic_us);
         let evidence_us = base.wall_us.saturating_add(passed_us);
-        let ceiling_us = evidence_us.saturating_add(*allowance_us);
+        let ceiling_us = evidence_us.saturating_add(base.allowance_us);
         let believed_us = wall_us.min(ceiling_us);
         let state = if wall_us <= ceiling_us {
-            // They agree: follow the wall clock from here (so that slow
-            // drift between the two never adds up to a leap).
-            *base = Base {
-                wall_us,
-                monotonic_us,
-            };
-            *allowance_us = LEAP_US;
             ClockState::Believed
         } else {
             ClockState::Doubted {
@@ -148,10 +145,6 @@ impl Deadlines {
                 believed_us,
             }
         };
-        let evidence_us = base
-            .wall_us
-            .saturating_add(monotonic_us.saturating_sub(base.monotonic_us));
-        drop((base, allowance_us));
         let mut noted = self.state.lock();
         if matches!(state, ClockState::Doubted { .. }) && *noted == ClockState::Believed {
             tracing::warn!(
@@ -180,8 +173,8 @@ impl Deadlines {
         *self.base.lock() = Base {
             wall_us,
             monotonic_us: self.clock.monotonic_us(),
+            allowance_us: LEAP_US,
         };
-        *self.allowance_us.lock() = LEAP_US;
         tracing::warn!(wall_us, "the wall clock is trusted by the operator");
         self.now_us();
     }
@@ -208,6 +201,22 @@ mod tests {
         // A small step ahead is within the bound.
         clock.jump(Duration::from_secs(60));
         assert_eq!(d.state(), ClockState::Believed);
+    }
+
+    #[test]
+    fn small_steps_ahead_do_not_add_up_to_a_leap() {
+        let start = 1_000_000_000;
+        let clock = Arc::new(ManualClock::at(start));
+        let d = Deadlines::open(clock.clone(), start);
+        let step = CLOCK_LEAP_MAX * 4 / 5;
+        clock.jump(step);
+        assert_eq!(d.state(), ClockState::Believed);
+        assert_eq!(d.now_us(), start + us(step));
+        clock.jump(step);
+        assert!(matches!(d.state(), ClockState::Doubted { .. }));
+        assert_eq!(d.now_us(), start + us(CLOCK_LEAP_MAX));
+        // What is recorded for the next open is what has passed, not the steps.
+        assert_eq!(d.evidence_us(), start);
     }
 
     #[test]

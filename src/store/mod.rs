@@ -139,7 +139,8 @@ impl Store {
         self.meta_u64(META_KEYRING_EPOCH, "keyring epoch is not 8 bytes")
     }
 
-    /// The latest believed time a maintenance pass recorded (0 if none).
+    /// The latest time a maintenance pass or a close had evidence for (0 if
+    /// none).
     pub(crate) fn clock_seen(&self) -> Result<u64> {
         self.meta_u64(META_CLOCK_SEEN, "clock seen is not 8 bytes")
     }
@@ -155,12 +156,12 @@ impl Store {
         Ok(u64::from_le_bytes(raw))
     }
 
-    /// Records the believed time (durable with the next flush: a crash loses
-    /// at most the passes since the last one, which only makes the next open
-    /// more cautious).
-    pub(crate) fn note_clock(&self, believed_us: u64) -> Result<()> {
+    /// Records the time the engine has evidence for (durable with the next
+    /// flush: a crash loses at most the passes since the last one, which
+    /// only makes the next open more cautious).
+    pub(crate) fn note_clock(&self, evidence_us: u64) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put(META_CLOCK_SEEN, believed_us.to_le_bytes());
+        batch.put(META_CLOCK_SEEN, evidence_us.to_le_bytes());
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)
