@@ -467,3 +467,69 @@ fn a_failed_load_of_a_subject_shard_never_loses_its_keys() {
         Some(&b"1029"[..])
     );
 }
+
+/// Puts `files` (a [`snapshot_files`] of the keyring) back as the whole
+/// keyring.
+fn put_keyring_back(dir: &Path, files: &BTreeMap<PathBuf, Vec<u8>>) {
+    std::fs::remove_dir_all(dir.join("keyring")).unwrap();
+    for (path, bytes) in files {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// A seal, a cancel and a destruction each move the keyring on; a copy of
+/// the keyring from before one of them is refused at the next open even
+/// when nothing was written after it (the store learns the keyring's epoch
+/// from the change itself, not only from the next commit).
+#[test]
+fn a_keyring_from_before_a_seal_a_cancel_or_a_destruction_is_refused_without_a_write_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    db.tenant(TenantId(1)).put(b"k", b"v").unwrap();
+    db.tenant(TenantId(2)).put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    type Change = fn(&Db);
+    let changes: [(&str, Change); 3] = [
+        ("seal", |db| {
+            db.shred_tenant(TenantId(1), ShredOptions::with_grace(DAY))
+                .unwrap();
+        }),
+        ("cancel", |db| {
+            assert!(db.cancel_shred_tenant(TenantId(1)).unwrap());
+        }),
+        ("destruction", |db| {
+            db.shred_tenant(TenantId(2), ShredOptions::immediate())
+                .unwrap();
+        }),
+    ];
+    let manifest = dir.path().join("keyring/MANIFEST");
+    for (name, change) in changes {
+        let before = snapshot_files(&dir.path().join("keyring"));
+        let db = Db::open(dir.path(), options()).unwrap();
+        change(&db);
+        db.close().unwrap();
+        let after = snapshot_files(&dir.path().join("keyring"));
+        put_keyring_back(dir.path(), &before);
+        match Db::open(dir.path(), options()) {
+            Err(Error::Corruption { file, kind, .. }) => {
+                assert_eq!(file, manifest, "{name}");
+                assert_eq!(kind, strongroom::CorruptionKind::RolledBack, "{name}");
+            }
+            other => panic!(
+                "the keyring from before the {name} opened: {:?}",
+                other.err()
+            ),
+        }
+        put_keyring_back(dir.path(), &after);
+    }
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(
+        db.tenant(TenantId(1)).get(b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    assert!(matches!(
+        db.tenant(TenantId(2)).get(b"k"),
+        Err(Error::Shredded { .. })
+    ));
+}

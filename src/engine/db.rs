@@ -157,6 +157,7 @@ impl Db {
         // Shreds whose deadline passed while the database was closed, or
         // that a crash interrupted, complete before anything is served.
         inner.complete_due_shreds()?;
+        inner.note_evidence()?;
         tracing::info!(path = %path.display(), replayed = replayed.frames, "database open");
         let background = Background::start(&inner, options.durability);
         Ok(Db {
@@ -238,10 +239,7 @@ impl Db {
         self.background.stop();
         self.sync()?;
         let anchored = self.inner.keyring.anchor_pending();
-        let noted = self
-            .inner
-            .store
-            .note_clock(self.inner.deadlines.evidence_us());
+        let noted = self.inner.note_evidence();
         self.inner.store.flush()?;
         anchored.and(noted)
     }
@@ -262,10 +260,20 @@ impl Inner {
             self.checkpoint()?;
         }
         self.complete_due_shreds()?;
-        self.store.note_clock(self.deadlines.evidence_us())?;
         // Key creations since the last pass: recorded by their parents.
         self.keyring.anchor_pending()?;
-        self.advance_rotations(budget)
+        let rotated = self.advance_rotations(budget);
+        self.note_evidence()?;
+        rotated
+    }
+
+    /// Records the evidence the next open holds the clock and the keyring
+    /// against (`Store::note_evidence`): after every change to the keyring
+    /// that a rolled-back copy would undo (a seal, a cancel, a destruction),
+    /// at every maintenance pass and at close.
+    pub(crate) fn note_evidence(&self) -> Result<()> {
+        self.store
+            .note_evidence(self.deadlines.evidence_us(), self.keyring.epoch())
     }
 
     /// Flushes the store, then removes sealed segments it made redundant.

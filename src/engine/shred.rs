@@ -57,6 +57,7 @@ impl Inner {
         let deadline_us = self.deadlines.now_us().saturating_add(grace_us);
         self.keyring
             .seal(scope, deadline_us, options.grace.is_zero())?;
+        self.note_evidence_after_change();
         if !options.grace.is_zero() {
             tracing::info!(%scope, deadline_us, "shred: sealed for its grace period");
             return Ok(ScopeState::Sealed { deadline_us });
@@ -66,6 +67,7 @@ impl Inner {
             // Cancelled by another caller between the seal and here.
             return self.keyring.state(scope);
         }
+        self.note_evidence_after_change();
         tracing::info!(%scope, elapsed_us = started.elapsed().as_micros() as u64, "shred: keys destroyed");
         Ok(ScopeState::Shredded)
     }
@@ -74,9 +76,20 @@ impl Inner {
     pub(crate) fn cancel_shred(&self, scope: Scope) -> Result<bool> {
         let cancelled = self.keyring.cancel_seal(scope)?;
         if cancelled {
+            self.note_evidence_after_change();
             tracing::info!(%scope, "shred: cancelled");
         }
         Ok(cancelled)
+    }
+
+    /// Records the keyring's new epoch in the store after a change that a
+    /// rolled-back keyring would undo. The change itself is durable and
+    /// done; a store that cannot take the note now gets it at the next
+    /// maintenance pass or close, so the failure is logged, not returned.
+    fn note_evidence_after_change(&self) {
+        if let Err(e) = self.note_evidence() {
+            tracing::warn!(error = %e, "shred: cannot record the keyring's epoch in the store yet");
+        }
     }
 
     /// Destroys every sealed scope whose deadline has passed, and reclaims

@@ -12,6 +12,8 @@ pub(crate) mod key_codec;
 
 use std::path::{Path, PathBuf};
 
+use parking_lot::Mutex;
+
 use rocksdb::{
     BlockBasedOptions, Cache, DB, DBIteratorWithThreadMode, DBPinnableSlice, Direction,
     IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions,
@@ -80,6 +82,11 @@ pub(crate) struct Store {
     db: DB,
     path: PathBuf,
     write_options: WriteOptions,
+    /// The highest keyring epoch the store has been given. Every write of
+    /// `META_KEYRING_EPOCH` holds this lock and writes the highest, so that
+    /// a writer that read the epoch before another's change never writes
+    /// it backwards.
+    keyring_epoch: Mutex<u64>,
 }
 
 fn store_err(e: rocksdb::Error) -> Error {
@@ -116,6 +123,7 @@ impl Store {
             db,
             path,
             write_options,
+            keyring_epoch: Mutex::new(0),
         })
     }
 
@@ -156,12 +164,24 @@ impl Store {
         Ok(u64::from_le_bytes(raw))
     }
 
-    /// Records the time the engine has evidence for (durable with the next
-    /// flush: a crash loses at most the passes since the last one, which
-    /// only makes the next open more cautious).
-    pub(crate) fn note_clock(&self, evidence_us: u64) -> Result<()> {
+    /// Records what the next open holds the database's other parts against:
+    /// the time the engine has evidence for ([`META_CLOCK_SEEN`]) and the
+    /// keyring's epoch. Durable with the next flush (close flushes): a crash
+    /// loses at most the notes since the last one, which only makes the
+    /// next open more cautious about the clock, and a rolled-back keyring
+    /// is then caught only as far back as the last flush.
+    pub(crate) fn note_evidence(&self, evidence_us: u64, keyring_epoch: u64) -> Result<()> {
         let mut batch = WriteBatch::default();
         batch.put(META_CLOCK_SEEN, evidence_us.to_le_bytes());
+        self.write_with_epoch(batch, keyring_epoch)
+    }
+
+    /// Writes `batch` with the keyring epoch: the highest the store has been
+    /// given, this one included.
+    fn write_with_epoch(&self, mut batch: WriteBatch, keyring_epoch: u64) -> Result<()> {
+        let mut epoch = self.keyring_epoch.lock();
+        *epoch = (*epoch).max(keyring_epoch);
+        batch.put(META_KEYRING_EPOCH, epoch.to_le_bytes());
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)
@@ -220,10 +240,7 @@ impl Store {
             }
         }
         batch.put(META_APPLIED_LSN, last.encode());
-        batch.put(META_KEYRING_EPOCH, keyring_epoch.to_le_bytes());
-        self.db
-            .write_opt(batch, &self.write_options)
-            .map_err(store_err)
+        self.write_with_epoch(batch, keyring_epoch)
     }
 
     /// The sealed record stored under `key`, read from `snapshot` if given.
@@ -299,10 +316,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.delete_range(prefix, &end);
         // The destruction's epoch becomes durable with the flush below.
-        batch.put(META_KEYRING_EPOCH, keyring_epoch.to_le_bytes());
-        self.db
-            .write_opt(batch, &self.write_options)
-            .map_err(store_err)?;
+        self.write_with_epoch(batch, keyring_epoch)?;
         self.db.flush().map_err(store_err)?;
         self.db.compact_range(Some(prefix), Some(&end));
         Ok(())
