@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::commit::GroupCommit;
 use super::deadline::{ClockState, Deadlines};
-use super::replay::replay;
+use super::replay::{check_store_history, replay};
 use crate::crypto::keyring::{Keyring, Manifest};
 use crate::crypto::master::{Kdf, MasterKey};
 use crate::crypto::nonce::NonceSource;
@@ -94,7 +94,9 @@ impl Db {
         store.bind(&log_id)?;
         if store.keyring_epoch()? > manifest.epoch {
             // The store saw a newer keyring than this one: the keyring (its
-            // manifest with it) was replaced by an older copy.
+            // manifest with it) was replaced by an older copy, unless the
+            // store is the stranger, from another history of the database.
+            check_store_history(&files, &path.join(WAL_DIR), &mac_key, &log_id, &store)?;
             return Err(Error::corruption(
                 keyring_dir.join(KEYRING_MANIFEST_FILE),
                 0,

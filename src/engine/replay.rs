@@ -15,7 +15,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::LOG_ID_LEN;
 use crate::fs::Files;
 use crate::store::{Applied, Store};
-use crate::wal::{LogSummary, read_log};
+use crate::wal::{LogFrame, LogSummary, read_log};
 
 /// What a replay did.
 #[derive(Debug)]
@@ -53,16 +53,7 @@ pub(crate) fn replay(
     let mut expected = applied + 1;
     let log = read_log(files, wal_dir, mac_key, log_id, |frame| {
         let lsn = frame.header.lsn;
-        let vouches = match lsn {
-            _ if lsn == applied => Some(&frame.mac),
-            _ if lsn == applied + 1 => Some(&frame.prev_mac),
-            _ => None,
-        };
-        if let (Some(log_mac), Some(store_mac)) = (vouches, &mark.mac)
-            && log_mac != store_mac
-        {
-            return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: applied }));
-        }
+        check_frame(store, &mark, frame)?;
         if lsn <= applied {
             return Ok(());
         }
@@ -97,29 +88,14 @@ pub(crate) fn replay(
         }
         Ok(())
     })?;
-    if applied > log.last_lsn
-        && let Some(store_mac) = mark.mac
-    {
-        // The store's frame is not in the log. If the log's last segment
-        // starts right after it (checkpoints removed the rest), that
-        // segment's link must be the store's frame.
-        let reach = log
-            .segments
-            .last()
-            .map_or(0, |s| s.first_lsn - 1)
-            .max(log.last_lsn);
-        if reach == applied && log.last_mac != store_mac {
-            return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: applied }));
-        }
-        if reach < applied {
-            // The store is ahead of the log (a power cut under
-            // `SyncInterval`): the log goes on from its own last frame, so
-            // that is the link the next open will find (FORMAT §9.4).
-            store.rebase_applied(&Applied {
-                mac: Some(log.last_mac),
-                ..mark
-            })?;
-        }
+    if check_end(store, &mark, &log)? == Standing::Ahead {
+        // The store is ahead of the log (a power cut under `SyncInterval`):
+        // the log goes on from its own last frame, so that is the link the
+        // next open will find (FORMAT §9.4).
+        store.rebase_applied(&Applied {
+            mac: Some(log.last_mac),
+            ..mark
+        })?;
     }
     tracing::info!(
         applied_before = applied,
@@ -131,5 +107,74 @@ pub(crate) fn replay(
         log,
         store_before: mark,
         frames,
+    })
+}
+
+/// Checks that the store's last frame is this log's, applying nothing: what
+/// open asks when the store has seen a newer keyring than this one, to tell
+/// a store of another history (which carries its own keyring's epoch) from
+/// a keyring put back from an older copy.
+pub(crate) fn check_store_history(
+    files: &Files,
+    wal_dir: &Path,
+    mac_key: &SecretKey,
+    log_id: &[u8; LOG_ID_LEN],
+    store: &Store,
+) -> Result<()> {
+    let mark = store.applied()?;
+    let log = read_log(files, wal_dir, mac_key, log_id, |frame| {
+        check_frame(store, &mark, frame)
+    })?;
+    check_end(store, &mark, &log).map(|_| ())
+}
+
+/// Where the store's last frame stands against the log, once it was read.
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    /// In the log (or before it, vouched for by the link of its next frame).
+    Level,
+    /// Past the log's last frame.
+    Ahead,
+}
+
+/// The log's frame at the store's applied LSN must be the store's (its
+/// MAC), and so must the next frame's link to it.
+fn check_frame(store: &Store, mark: &Applied, frame: &LogFrame<'_>) -> Result<()> {
+    let lsn = frame.header.lsn;
+    let vouches = match lsn {
+        _ if lsn == mark.lsn => Some(&frame.mac),
+        _ if lsn == mark.lsn + 1 => Some(&frame.prev_mac),
+        _ => None,
+    };
+    if let (Some(log_mac), Some(store_mac)) = (vouches, &mark.mac)
+        && log_mac != store_mac
+    {
+        return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: mark.lsn }));
+    }
+    Ok(())
+}
+
+/// After the whole log: a store frame the log does not hold must be the
+/// link of the log's last segment if that starts right after it
+/// (checkpoints removed the rest); else the store is ahead of the log.
+fn check_end(store: &Store, mark: &Applied, log: &LogSummary) -> Result<Standing> {
+    let (applied, Some(store_mac)) = (mark.lsn, mark.mac) else {
+        return Ok(Standing::Level);
+    };
+    if applied <= log.last_lsn {
+        return Ok(Standing::Level);
+    }
+    let reach = log
+        .segments
+        .last()
+        .map_or(0, |s| s.first_lsn - 1)
+        .max(log.last_lsn);
+    if reach == applied && log.last_mac != store_mac {
+        return Err(store.corruption(CorruptionKind::StoreDiverged { lsn: applied }));
+    }
+    Ok(if reach < applied {
+        Standing::Ahead
+    } else {
+        Standing::Level
     })
 }
