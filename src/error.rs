@@ -54,6 +54,11 @@ pub enum CorruptionKind {
     /// key, scope or key version).
     #[error("sealed record failed authentication")]
     RecordAuth,
+    /// A chunk of a sealed archive object failed authentication: the object
+    /// was changed, cut short, its chunks reordered, or it was moved from
+    /// another name or archive.
+    #[error("archive object chunk failed authentication")]
+    ObjectAuth,
     /// A wrapped key failed authentication.
     #[error("wrapped key failed authentication")]
     KeyAuth,
@@ -176,6 +181,22 @@ pub enum Error {
     /// The data directory does not exist and `create_if_missing` is off.
     #[error("no database at {0}")]
     NotFound(PathBuf),
+    /// More of the log than `Options::archive`'s budget is not shipped yet
+    /// (the archive is unreachable or slow): writes are refused until
+    /// shipping catches up, which it does by itself once the archive is
+    /// back. Nothing acknowledged is lost.
+    #[error(
+        "{unshipped_bytes} bytes of log are not archived yet (budget {budget_bytes}): writes wait for the archive"
+    )]
+    ArchiveBehind {
+        /// Bytes of local log not in the archive.
+        unshipped_bytes: u64,
+        /// The budget.
+        budget_bytes: u64,
+    },
+    /// An archive call failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// An argument is out of range (say, a key or value that is too large).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
@@ -227,6 +248,13 @@ impl Error {
                 deadline_us: *deadline_us,
             },
             Error::Shredded { scope } => Error::Shredded { scope: *scope },
+            Error::ArchiveBehind {
+                unshipped_bytes,
+                budget_bytes,
+            } => Error::ArchiveBehind {
+                unshipped_bytes: *unshipped_bytes,
+                budget_bytes: *budget_bytes,
+            },
             other => Error::Store(other.to_string()),
         }
     }

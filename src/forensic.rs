@@ -10,28 +10,34 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::archive::{Archive, object as archive_object};
 use crate::clock::SystemClock;
+use crate::crypto::SecretKey;
 use crate::crypto::keyring::Keyring;
 use crate::crypto::master::MasterKey;
 use crate::crypto::record;
 use crate::crypto::scope_key::Token;
 use crate::engine::db::lock_data_dir;
 use crate::error::{Error, Result};
-use crate::format::{KEYRING_DIR, STORE_DIR, STORE_NS_DATA, WAL_DIR};
-use crate::fs::Files;
+use crate::format::{ARCHIVE_WAL_DIR, KEYRING_DIR, LOG_ID_LEN, STORE_DIR, STORE_NS_DATA, WAL_DIR};
+use crate::fs::{FileLock, Files};
 use crate::options::Options;
 use crate::scope::Scope;
+use crate::ship::names;
 use crate::store::key_codec;
 use crate::wal::entry::Op;
-use crate::wal::read_log;
+use crate::wal::{read_log, read_piece};
 
 /// Where a decrypted record was found.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     /// In a log frame, with this LSN.
     Log(u64),
     /// In the store.
     Store,
+    /// In a log piece in the archive, in the frame with this LSN.
+    Archive(u64),
 }
 
 /// One record that the keys in hand decrypt.
@@ -51,19 +57,14 @@ pub struct Decrypted {
 /// still has a key for, from the log and from the store. Records whose key
 /// is destroyed are skipped, silently: that is the point.
 pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypted>> {
-    let files = Files::new(Arc::clone(&options.file_system));
-    // The database's own lock: opening the keyring may repair it (drop a
-    // torn append, compact the seals ledger), which must never race an open
-    // database's appends. An open database makes this `InUse`.
-    let _lock = lock_data_dir(&files, path, false)?;
-    let keyring_dir = path.join(KEYRING_DIR);
-    let manifest = Keyring::read_manifest(&files, &keyring_dir)?
-        .ok_or_else(|| Error::NotFound(path.into()))?;
-    let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
-    let root = manifest.open_root(&master)?;
-    let log_id = manifest.log_id;
-    let mac_key = root.frame_mac_key(&log_id);
-    let keyring = Keyring::open(&files, &keyring_dir, manifest, root, Arc::new(SystemClock))?;
+    let Closed {
+        files,
+        keyring,
+        log_id,
+        mac_key,
+        _lock,
+        ..
+    } = Closed::open(path, options)?;
     let mut out = Vec::new();
     read_log(&files, &path.join(WAL_DIR), &mac_key, &log_id, |frame| {
         for entry in &frame.entries {
@@ -90,6 +91,94 @@ pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypte
         }
     }
     Ok(out)
+}
+
+/// Decrypts every record in the log pieces that the database at `path` has
+/// shipped to `archive`, with whatever key its keyring still holds: what a
+/// thief with the archive, the master key and this keyring could read.
+/// Every piece is opened (object seal, frame CRCs and MAC chain) or the
+/// error names it.
+pub fn decrypt_archive(
+    path: &Path,
+    options: &Options,
+    archive: &dyn Archive,
+) -> Result<Vec<Decrypted>> {
+    let Closed {
+        keyring,
+        log_id,
+        mac_key,
+        archive_key,
+        _lock,
+        ..
+    } = Closed::open(path, options)?;
+    let mut out = Vec::new();
+    let folder = format!("{}/{ARCHIVE_WAL_DIR}/", names::history(&log_id));
+    for object in archive.list(&folder)? {
+        if names::parse_piece(&object.name).is_none() {
+            continue;
+        }
+        let sealed = archive.get(&object.name)?;
+        let piece = archive_object::open(&archive_key, &object.name, &sealed)?;
+        read_piece(
+            Path::new(&object.name),
+            &piece,
+            &mac_key,
+            &log_id,
+            |frame| {
+                for entry in &frame.entries {
+                    if let Op::Put(sealed) = entry.op {
+                        let found = Found::Archive(frame.header.lsn);
+                        out.extend(try_open(
+                            &keyring,
+                            entry.scope,
+                            &entry.token,
+                            sealed,
+                            found,
+                        )?);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    Ok(out)
+}
+
+/// A closed database's keyring and keys, opened under its lock: opening
+/// the keyring may repair it (drop a torn append, compact the seals ledger),
+/// which must never race an open database's appends, so an open database
+/// makes this `InUse`.
+struct Closed {
+    files: Files,
+    keyring: Keyring,
+    log_id: [u8; LOG_ID_LEN],
+    mac_key: SecretKey,
+    archive_key: SecretKey,
+    _lock: Box<dyn FileLock>,
+}
+
+impl Closed {
+    fn open(path: &Path, options: &Options) -> Result<Closed> {
+        let files = Files::new(Arc::clone(&options.file_system));
+        let lock = lock_data_dir(&files, path, false)?;
+        let keyring_dir = path.join(KEYRING_DIR);
+        let manifest = Keyring::read_manifest(&files, &keyring_dir)?
+            .ok_or_else(|| Error::NotFound(path.into()))?;
+        let master = MasterKey::resolve(&options.master_key, &manifest.kdf)?;
+        let root = manifest.open_root(&master)?;
+        let log_id = manifest.log_id;
+        let mac_key = root.frame_mac_key(&log_id);
+        let archive_key = root.archive_key();
+        let keyring = Keyring::open(&files, &keyring_dir, manifest, root, Arc::new(SystemClock))?;
+        Ok(Closed {
+            files,
+            keyring,
+            log_id,
+            mac_key,
+            archive_key,
+            _lock: lock,
+        })
+    }
 }
 
 fn try_open(

@@ -153,6 +153,52 @@ pub const KDF_SCOPE_TOKEN: &str = "strongroom 2026-11 record token v1";
 pub const KDF_TENANT_SUBJECT_WRAP: &str = "strongroom 2026-11 subject key wrap v1";
 /// Root key → MAC key of the keyring's files (their MAC chains and anchors).
 pub const KDF_ROOT_KEYRING_MAC: &str = "strongroom 2026-12 keyring mac v1";
+/// Root key → key that seals every archive object.
+pub const KDF_ROOT_ARCHIVE_SEAL: &str = "strongroom 2026-12 archive object seal v1";
+
+// ---------------------------------------------------------------------------
+// Archive objects
+// ---------------------------------------------------------------------------
+
+/// Longest archive object name, in bytes.
+pub const ARCHIVE_NAME_MAX: usize = 512;
+/// First bytes of every sealed archive object.
+pub const ARCHIVE_OBJECT_MAGIC: [u8; 8] = *b"SRARCHOB";
+/// Version of the sealed-object format this build writes and reads.
+pub const ARCHIVE_OBJECT_VERSION: u32 = 1;
+/// Random bytes in an object's header: the first 16 bytes of every chunk's
+/// nonce (the HChaCha20 input, so each object seals under its own subkey).
+pub const ARCHIVE_NONCE_PREFIX_LEN: usize = 16;
+/// Sealed-object header: magic(8) version(4) chunk_len(4) nonce_prefix(16).
+pub const ARCHIVE_OBJECT_HEADER_LEN: usize = 8 + 4 + 4 + ARCHIVE_NONCE_PREFIX_LEN;
+/// Plaintext bytes per chunk that this build writes.
+pub const ARCHIVE_CHUNK_LEN: u32 = 64 << 10;
+/// Smallest chunk length a reader accepts.
+pub const ARCHIVE_CHUNK_LEN_MIN: u32 = 1 << 10;
+/// Largest chunk length a reader accepts (bounds its buffer).
+pub const ARCHIVE_CHUNK_LEN_MAX: u32 = 16 << 20;
+const _: () = assert!(ARCHIVE_CHUNK_LEN_MIN <= ARCHIVE_CHUNK_LEN);
+const _: () = assert!(ARCHIVE_CHUNK_LEN <= ARCHIVE_CHUNK_LEN_MAX);
+const _: () = assert!(ARCHIVE_NONCE_PREFIX_LEN + 8 == NONCE_LEN);
+/// Domain separator at the start of an archive chunk's associated data.
+pub const ARCHIVE_AAD_DOMAIN: &[u8; 16] = b"strongroom.arc.1";
+/// Folder of a history's log pieces in an archive.
+pub const ARCHIVE_WAL_DIR: &str = "wal";
+/// Suffix of a log piece's object name.
+pub const ARCHIVE_PIECE_SUFFIX: &str = ".seg";
+
+/// The local record of how far the log is shipped, in the data directory.
+pub const SHIPPED_FILE: &str = "SHIPPED";
+/// First bytes of the `SHIPPED` record.
+pub const SHIPPED_MAGIC: [u8; 8] = *b"SRSHIPPD";
+/// Version of the `SHIPPED` record.
+pub const SHIPPED_VERSION: u32 = 1;
+/// `SHIPPED`: magic(8) version(4) lsn(8) mac(32) crc32(4).
+pub const SHIPPED_LEN: usize = 8 + 4 + 8 + MAC_LEN + 4;
+/// Default ship interval.
+pub const SHIP_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Default budget of unshipped local log.
+pub const UNSHIPPED_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 
 // ---------------------------------------------------------------------------
 // Keyring

@@ -34,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+pub mod archive;
 mod clock;
 mod codec;
 mod crypto;
@@ -47,19 +48,20 @@ pub mod fs;
 pub mod fuzzing;
 mod options;
 mod scope;
+mod ship;
 mod store;
 mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::keyring::ScopeState;
 pub use engine::batch::WriteBatch;
-pub use engine::db::Db;
+pub use engine::db::{ArchiveStatus, Db};
 pub use engine::deadline::{CLOCK_LEAP_MAX, CLOCK_OPEN_GAP_MAX, ClockState};
 pub use engine::handles::{Subject, Tenant};
 pub use engine::shred::ShredOptions;
 pub use engine::snapshot::{Scan, Snapshot};
 pub use error::{CorruptionKind, Error, Result};
-pub use options::{Durability, MasterKeySource, Options};
+pub use options::{ArchiveOptions, Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
 
 /// The store's RocksDB options, reachable from benchmarks: the comparison

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::archive::Archive;
 use crate::clock::{Clock, SystemClock};
-use crate::format::{COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT};
+use crate::format::{
+    COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT, SHIP_INTERVAL_DEFAULT,
+    UNSHIPPED_BYTES_MAX_DEFAULT,
+};
 use crate::fs::{FileSystem, OsFileSystem};
 
 /// Where the master key comes from. The engine never writes it down.
@@ -71,6 +75,46 @@ pub struct Options {
     /// the operating system's; tests inject faults with
     /// [`crate::fs::FaultyFileSystem`]. RocksDB's files do not go through it.
     pub file_system: Arc<dyn FileSystem>,
+    /// Where the log is shipped to, and how. Default: nowhere (no archive).
+    pub archive: Option<ArchiveOptions>,
+}
+
+/// Continuous shipping of the log to an archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// The archive: a [`crate::archive::LocalArchive`] (a folder, ideally on
+    /// another disk or machine) or an S3 bucket.
+    pub archive: Arc<dyn Archive>,
+    /// How often newly durable frames are shipped: a lost machine loses at
+    /// most about this much of acknowledged writes. Default 1 s.
+    pub ship_interval: Duration,
+    /// Bytes of local log not yet in the archive above which writes are
+    /// refused ([`crate::Error::ArchiveBehind`]) until shipping catches up,
+    /// so that an archive that is down never fills the disk. Default 1 GiB.
+    pub unshipped_bytes_max: u64,
+}
+
+impl ArchiveOptions {
+    /// Shipping to `archive` with the default interval and budget.
+    pub fn new(archive: Arc<dyn Archive>) -> Self {
+        ArchiveOptions {
+            archive,
+            ship_interval: SHIP_INTERVAL_DEFAULT,
+            unshipped_bytes_max: UNSHIPPED_BYTES_MAX_DEFAULT,
+        }
+    }
+
+    /// Sets the ship interval.
+    pub fn ship_interval(mut self, interval: Duration) -> Self {
+        self.ship_interval = interval;
+        self
+    }
+
+    /// Sets the budget of unshipped log.
+    pub fn unshipped_bytes_max(mut self, bytes: u64) -> Self {
+        self.unshipped_bytes_max = bytes;
+        self
+    }
 }
 
 impl Options {
@@ -85,6 +129,7 @@ impl Options {
             block_cache_bytes: 64 << 20,
             clock: Arc::new(SystemClock),
             file_system: Arc::new(OsFileSystem),
+            archive: None,
         }
     }
 
@@ -114,6 +159,12 @@ impl Options {
     /// Sets the file system of the engine's own files.
     pub fn file_system(mut self, file_system: Arc<dyn FileSystem>) -> Self {
         self.file_system = file_system;
+        self
+    }
+
+    /// Ships the log to an archive.
+    pub fn archive(mut self, archive: ArchiveOptions) -> Self {
+        self.archive = Some(archive);
         self
     }
 

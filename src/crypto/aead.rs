@@ -89,11 +89,59 @@ pub(crate) fn seal_in_place(
     out.extend_from_slice(nonce);
     let start = out.len();
     write_plaintext(out);
+    encrypt_from(key, nonce, aad, out, start);
+}
+
+/// Encrypts `out[start..]` where it lies and appends the tag.
+fn encrypt_from(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+    start: usize,
+) {
     let (cipher, short) = message_key(key, nonce);
     let tag = cipher
         .seal_in_place_separate_tag(short, Aad::from(aad), &mut out[start..])
         .expect("plaintext lengths are bounded far below the AEAD's limit");
     out.extend_from_slice(tag.as_ref());
+}
+
+/// Appends `ciphertext | tag` of `plaintext` to `out`: the nonce is the
+/// caller's to derive again when opening (archive chunks: a per-object
+/// random prefix and the chunk's index). It must never have sealed anything
+/// under `key` before.
+pub(crate) fn seal_detached(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.reserve(plaintext.len() + TAG_LEN);
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    encrypt_from(key, nonce, aad, out, start);
+}
+
+/// Opens `ciphertext | tag` sealed by [`seal_detached`] with `nonce`.
+pub(crate) fn open_detached(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, AuthFailed> {
+    if sealed.len() < TAG_LEN {
+        return Err(AuthFailed);
+    }
+    let mut buf = sealed.to_vec();
+    let (cipher, short) = message_key(key, nonce);
+    let len = cipher
+        .open_in_place(short, Aad::from(aad), &mut buf)
+        .map_err(|_| AuthFailed)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Opens `nonce | ciphertext | tag`, returning the plaintext.
@@ -103,14 +151,7 @@ pub(crate) fn open(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
     let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
-    let mut buf = rest.to_vec();
-    let (cipher, short) = message_key(key, nonce);
-    let len = cipher
-        .open_in_place(short, Aad::from(aad), &mut buf)
-        .map_err(|_| AuthFailed)?
-        .len();
-    buf.truncate(len);
-    Ok(buf)
+    open_detached(key, nonce, aad, rest)
 }
 
 #[cfg(test)]
@@ -210,6 +251,11 @@ mod tests {
             seal_with_nonce(&key, &nonce, &aad, &pt, &mut ours);
             let theirs = reference_seal(&key_bytes, &nonce, &aad, &pt);
             assert_eq!(ours, theirs, "case {i}: length {len}");
+            // The detached form is the same bytes without the nonce.
+            let mut detached = Vec::new();
+            seal_detached(&key, &nonce, &aad, &pt, &mut detached);
+            assert_eq!(detached, theirs[NONCE_LEN..], "case {i}: detached");
+            assert_eq!(open_detached(&key, &nonce, &aad, &detached).unwrap(), pt);
             assert_eq!(open(&key, &aad, &theirs).unwrap(), pt, "case {i}");
             // A flipped bit fails in both.
             let mut bad = theirs.clone();

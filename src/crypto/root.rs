@@ -6,7 +6,9 @@
 //! neither the log's MACs nor the tenant keys.
 
 use super::SecretKey;
-use crate::format::{KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP, KEY_LEN, LOG_ID_LEN};
+use crate::format::{
+    KDF_ROOT_ARCHIVE_SEAL, KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP, KEY_LEN, LOG_ID_LEN,
+};
 
 /// The root key of one database.
 #[derive(Debug)]
@@ -32,6 +34,11 @@ impl RootKey {
         material[..KEY_LEN].copy_from_slice(self.0.expose());
         material[KEY_LEN..].copy_from_slice(log_id);
         SecretKey::from_bytes(blake3::derive_key(KDF_ROOT_FRAME_MAC, &material[..]))
+    }
+
+    /// Key that seals every archive object (`archive/object.rs`).
+    pub(crate) fn archive_key(&self) -> SecretKey {
+        self.0.derive(KDF_ROOT_ARCHIVE_SEAL)
     }
 
     /// Key that wraps tenant keys in the keyring.

@@ -437,6 +437,11 @@ impl GroupCommit {
 
     /// LSN of the last group applied to the store: every write up to it is
     /// acknowledged, or about to be.
+    /// LSN up to which the log is durable.
+    pub(crate) fn synced_lsn(&self) -> u64 {
+        self.state.lock().synced_lsn
+    }
+
     pub(crate) fn applied_lsn(&self) -> u64 {
         self.state.lock().applied_lsn
     }

@@ -16,11 +16,12 @@ use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, STORE_DIR,
-    WAL_DIR,
+    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, SHIPPED_FILE,
+    STORE_DIR, WAL_DIR,
 };
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
+use crate::ship::shipper::Shipper;
 use crate::store::Store;
 use crate::wal::{LogWriter, SegmentOptions};
 
@@ -35,6 +36,17 @@ const LOCK_WAIT_MAX: Duration = Duration::from_millis(250);
 /// How long one background maintenance run may spend on key rotations.
 const ROTATION_BUDGET: Duration = Duration::from_millis(100);
 
+/// How far the log is shipped ([`Db::archive_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveStatus {
+    /// The last frame in the archive.
+    pub shipped_lsn: crate::Lsn,
+    /// Bytes of local log not in the archive yet, as of the last pass
+    /// (counted by whole files from the first unshipped frame: an
+    /// overestimate by the zeros written ahead of the frames).
+    pub unshipped_bytes: u64,
+}
+
 /// The state every handle shares.
 pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
@@ -45,6 +57,10 @@ pub(crate) struct Inner {
     pub(crate) compression_threshold: usize,
     /// Nonces of the records this open seals.
     pub(crate) nonces: NonceSource,
+    /// Ships the log to the archive, if there is one.
+    pub(crate) shipper: Option<Shipper>,
+    /// Unshipped log above which writes are refused.
+    unshipped_bytes_max: u64,
     /// One maintenance pass at a time (the background thread's, or a
     /// caller's `run_maintenance`), so no work is done twice at once.
     maintenance: Mutex<()>,
@@ -103,6 +119,7 @@ impl Db {
                 CorruptionKind::RolledBack,
             ));
         }
+        let archive_key = root.archive_key();
         let keyring = Keyring::open(
             &files,
             &keyring_dir,
@@ -117,7 +134,7 @@ impl Db {
             &files,
             &wal_dir,
             log_id,
-            mac_key,
+            mac_key.clone(),
             SegmentOptions {
                 bytes_max: options.segment_bytes_max,
                 zero_fill: options.durability == Durability::SyncEveryCommit,
@@ -130,6 +147,18 @@ impl Db {
         // Commit times are raw wall-clock readings (a leap while open stamps
         // them too), so they stand in only for a database that has recorded
         // no evidence yet.
+        let shipper = match &options.archive {
+            Some(archive) => Some(Shipper::open(
+                Arc::clone(&archive.archive),
+                archive_key,
+                &files,
+                path,
+                &wal_dir,
+                log_id,
+                mac_key,
+            )?),
+            None => None,
+        };
         let known_us = match store.clock_seen()? {
             0 => replayed
                 .log
@@ -153,6 +182,11 @@ impl Db {
             deadlines: Deadlines::open(Arc::clone(&options.clock), known_us),
             compression_threshold: options.compression_threshold_bytes,
             nonces: NonceSource::new(),
+            shipper,
+            unshipped_bytes_max: options
+                .archive
+                .as_ref()
+                .map_or(u64::MAX, |a| a.unshipped_bytes_max),
             maintenance: Mutex::new(()),
             _lock: lock,
         });
@@ -161,7 +195,7 @@ impl Db {
         inner.complete_due_shreds()?;
         inner.note_evidence()?;
         tracing::info!(path = %path.display(), replayed = replayed.frames, "database open");
-        let background = Background::start(&inner, options.durability);
+        let background = Background::start(&inner, &options);
         Ok(Db {
             inner,
             background,
@@ -224,6 +258,20 @@ impl Db {
         self.inner.deadlines.trust_wall_clock();
     }
 
+    /// How far the log is shipped to the archive (`None` without one).
+    pub fn archive_status(&self) -> Option<ArchiveStatus> {
+        self.inner.shipper.as_ref().map(|s| ArchiveStatus {
+            shipped_lsn: crate::Lsn(s.shipped_lsn()),
+            unshipped_bytes: s.unshipped_bytes(),
+        })
+    }
+
+    /// Ships every durable frame not in the archive yet, now, instead of at
+    /// the next interval (a no-op without an archive).
+    pub fn ship_now(&self) -> Result<()> {
+        self.inner.ship().map(drop)
+    }
+
     /// LSN of the last committed batch (0 for an empty database).
     pub fn last_lsn(&self) -> crate::Lsn {
         crate::Lsn(self.inner.commit.applied_lsn())
@@ -240,6 +288,9 @@ impl Db {
         }
         self.background.stop();
         self.sync()?;
+        if let Err(e) = self.inner.ship() {
+            tracing::warn!(error = %e, "close: the log's last frames are not archived yet");
+        }
         let anchored = self.inner.keyring.anchor_pending();
         let noted = self.inner.note_evidence();
         self.inner.store.flush()?;
@@ -278,10 +329,39 @@ impl Inner {
             .note_evidence(self.deadlines.evidence_us(), self.keyring.epoch())
     }
 
+    /// Ships every durable frame not in the archive yet (no-op without an
+    /// archive). Returns how many pieces it put.
+    pub(crate) fn ship(&self) -> Result<usize> {
+        match &self.shipper {
+            Some(shipper) => shipper.ship(self.commit.synced_lsn()),
+            None => Ok(0),
+        }
+    }
+
+    /// Refuses writes while more of the log than the budget is unshipped.
+    pub(crate) fn check_archive_budget(&self) -> Result<()> {
+        let Some(shipper) = &self.shipper else {
+            return Ok(());
+        };
+        let unshipped_bytes = shipper.unshipped_bytes();
+        if unshipped_bytes > self.unshipped_bytes_max {
+            return Err(Error::ArchiveBehind {
+                unshipped_bytes,
+                budget_bytes: self.unshipped_bytes_max,
+            });
+        }
+        Ok(())
+    }
+
     /// Flushes the store, then removes sealed segments it made redundant.
     pub(crate) fn checkpoint(&self) -> Result<()> {
-        let lsn = self.commit.applied_lsn();
+        let applied = self.commit.applied_lsn();
         self.store.flush()?;
+        // A segment leaves only once the store holds it and the archive too.
+        let lsn = match &self.shipper {
+            Some(shipper) => applied.min(shipper.shipped_lsn()),
+            None => applied,
+        };
         let removed = self.commit.writer().lock().remove_segments_through(lsn)?;
         if removed > 0 {
             tracing::debug!(
@@ -305,7 +385,9 @@ pub(crate) fn lock_data_dir(
 ) -> Result<Box<dyn FileLock>> {
     if files.is_dir(path)? {
         let names = files.list(path)?;
-        let ours = |n: &String| [KEYRING_DIR, WAL_DIR, STORE_DIR, LOCK_FILE].contains(&n.as_str());
+        let ours = |n: &String| {
+            [KEYRING_DIR, WAL_DIR, STORE_DIR, LOCK_FILE, SHIPPED_FILE].contains(&n.as_str())
+        };
         if !names.is_empty() && !names.iter().any(ours) {
             return Err(Error::NotADatabase(path.to_path_buf()));
         }
@@ -368,7 +450,7 @@ struct Background {
 }
 
 impl Background {
-    fn start(inner: &Arc<Inner>, durability: Durability) -> Background {
+    fn start(inner: &Arc<Inner>, options: &Options) -> Background {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let mut threads = vec![spawn_loop(
             "strongroom-maintenance",
@@ -377,7 +459,10 @@ impl Background {
             MAINTENANCE_POLL,
             |inner| inner.maintain(Some(ROTATION_BUDGET)),
         )];
-        if let Durability::SyncInterval(interval) = durability {
+        if let Some(archive) = &options.archive {
+            threads.push(spawn_ship_loop(inner, &stop, archive.ship_interval));
+        }
+        if let Durability::SyncInterval(interval) = options.durability {
             threads.push(spawn_loop(
                 "strongroom-sync",
                 inner,
@@ -426,4 +511,41 @@ fn spawn_loop(
             }
         })
         .expect("spawning a background thread")
+}
+
+/// Longest wait between two tries while the archive fails.
+const SHIP_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// The shipping thread: a pass every `interval`, and after a failed one,
+/// again after a wait that doubles up to [`SHIP_BACKOFF_MAX`].
+fn spawn_ship_loop(
+    inner: &Arc<Inner>,
+    stop: &Arc<(Mutex<bool>, Condvar)>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    let inner = Arc::clone(inner);
+    let stop = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name("strongroom-ship".into())
+        .spawn(move || {
+            let (lock, cv) = &*stop;
+            let mut wait = interval;
+            let mut stopped = lock.lock();
+            while !*stopped {
+                cv.wait_for(&mut stopped, wait);
+                if *stopped {
+                    break;
+                }
+                drop(stopped);
+                wait = match inner.ship() {
+                    Ok(_) => interval,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "ship: the archive is behind");
+                        (wait * 2).min(SHIP_BACKOFF_MAX.max(interval))
+                    }
+                };
+                stopped = lock.lock();
+            }
+        })
+        .expect("the OS starts a thread")
 }

@@ -469,6 +469,16 @@ impl FileSystem for FaultyFileSystem {
         OsFileSystem.read(path)
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.state.lock().check_power().map_err(fault_error)?;
+        OsFileSystem.read_at(path, offset, len)
+    }
+
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        self.state.lock().check_power().map_err(fault_error)?;
+        OsFileSystem.len(path)
+    }
+
     fn kind(&self, path: &Path) -> io::Result<Option<Kind>> {
         self.state.lock().check_power().map_err(fault_error)?;
         OsFileSystem.kind(path)

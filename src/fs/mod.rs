@@ -50,6 +50,20 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// What `path` names, or `None` if nothing.
     fn kind(&self, path: &Path) -> io::Result<Option<Kind>>;
+    /// Up to `len` bytes of file `path` from `offset` (fewer at its end).
+    /// The default reads the whole file.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let bytes = self.read(path)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = start.saturating_add(len).min(bytes.len());
+        Ok(bytes[start..end].to_vec())
+    }
+    /// The length of file `path` in bytes. The default reads the file.
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        Ok(self.read(path)?.len() as u64)
+    }
     /// The paths of a folder's entries, in no particular order.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
     /// Renames a file, replacing `to` if it exists.
@@ -147,6 +161,16 @@ impl Files {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e).at(path),
         }
+    }
+
+    /// Up to `len` bytes of file `path` from `offset`.
+    pub(crate) fn read_at(&self, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.0.read_at(path, offset, len).at(path)
+    }
+
+    /// The length of file `path` in bytes.
+    pub(crate) fn len(&self, path: &Path) -> Result<u64> {
+        self.0.len(path).at(path)
     }
 
     pub(crate) fn is_file(&self, path: &Path) -> Result<bool> {

@@ -117,11 +117,13 @@ fn split_at_magic<'a>(bytes: &'a [u8], magic: &[u8]) -> Vec<&'a [u8]> {
 // Frames, payloads and entries
 // ---------------------------------------------------------------------------
 
+mod archive;
 mod keyring;
 mod log;
 mod memfs;
 mod sealed;
 
+pub use archive::archive_object;
 use keyring::master;
 pub use keyring::{manifest, seals, shard};
 pub use log::{frame, payload, recovery};
@@ -216,6 +218,7 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("seals", both(&seals).to_vec()),
         ("sealed_record", records),
         ("model", model_seeds()),
+        ("archive_object", archive::archive_object_seeds()),
     ]
 }
 

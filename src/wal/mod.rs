@@ -10,5 +10,5 @@ pub(crate) mod reader;
 pub(crate) mod segment;
 pub(crate) mod writer;
 
-pub(crate) use reader::{LogFrame, LogSummary, read_log};
+pub(crate) use reader::{LogFrame, LogSummary, read_log, read_piece};
 pub(crate) use writer::{EncodedBatch, LogWriter, SegmentOptions};

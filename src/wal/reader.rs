@@ -141,6 +141,43 @@ pub(crate) fn read_log(
     Ok(summary)
 }
 
+/// Reads one whole segment held in memory (an archived piece, named
+/// `path` in errors): its header must name `log_id`; every frame must check,
+/// the first linked to the header's `prev_mac`. A piece is never torn, so
+/// a bad frame anywhere is corruption.
+pub(crate) fn read_piece(
+    path: &Path,
+    bytes: &[u8],
+    mac_key: &SecretKey,
+    log_id: &[u8; LOG_ID_LEN],
+    mut visit: impl FnMut(&LogFrame<'_>) -> Result<()>,
+) -> Result<SegmentInfo> {
+    let header = SegmentHeader::decode(path, bytes)?;
+    if header.log_id != *log_id {
+        return Err(Error::corruption(
+            path,
+            0,
+            CorruptionKind::Malformed("a piece of another database's log"),
+        ));
+    }
+    let mut summary = LogSummary {
+        segments: Vec::new(),
+        last_lsn: 0,
+        last_mac: header.prev_mac,
+        last_commit_us: 0,
+        torn_tail: None,
+    };
+    read_segment(
+        path,
+        bytes,
+        &header,
+        mac_key,
+        false,
+        &mut summary,
+        &mut visit,
+    )
+}
+
 fn read_segment(
     path: &Path,
     bytes: &[u8],

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use strongroom::format::{FRAME_HEADER_LEN, MAC_LEN, SEGMENT_HEADER_LEN};
 use strongroom::{Db, Options};
 
+pub mod garage;
+
 pub const KEY: [u8; 32] = [0x5a; 32];
 
 pub fn options() -> Options {

@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use strongroom::forensic::{Found, decrypt_everything};
+use strongroom::archive::LocalArchive;
+use strongroom::forensic::{Found, decrypt_archive, decrypt_everything};
 use strongroom::{Db, Error, ScopeState, SubjectId, TenantId};
 
 use super::report::Stats;
 use super::scope::{Target, read_scope, scan_scope, scope_state, scopes_of};
 use super::workload::{Op, State, describe, key_name, owner_of, places_of};
-use super::{KEPT_TENANTS, KEYS_PER_WRITER, WRITERS, options};
+use super::{KEPT_TENANTS, KEYS_PER_WRITER, WRITERS, archive_dir, options};
 
 /// What the parent knows between kill points.
 #[derive(Default)]
@@ -214,7 +215,20 @@ pub(crate) fn forensic_check(
     world: &World,
     stats: &mut Stats,
 ) -> Result<(), String> {
-    let records = decrypt_everything(db_dir, &options())
+    let archive = LocalArchive::new(archive_dir(db_dir));
+    let archived = decrypt_archive(db_dir, &options(db_dir), &archive)
+        .map_err(|e| format!("forensic::decrypt_archive failed: {e}"))?;
+    for record in &archived {
+        let target = Target::of_scope(record.scope);
+        if world.is_shredded(target) {
+            return Err(format!(
+                "a record of shredded {target} decrypts from the archive ({:?})",
+                record.found
+            ));
+        }
+        stats.decrypted_from_archive += 1;
+    }
+    let records = decrypt_everything(db_dir, &options(db_dir))
         .map_err(|e| format!("forensic::decrypt_everything failed: {e}"))?;
     let mut in_store = State::new();
     for record in records {
@@ -238,6 +252,7 @@ pub(crate) fn forensic_check(
                     return Err(format!("the store holds {target} key {key} twice"));
                 }
             }
+            other => return Err(format!("decrypt_everything found a record in {other:?}")),
         }
     }
     if in_store != world.state {
@@ -266,7 +281,7 @@ pub(crate) fn forensic_check(
 /// After the last kill point: every scope ever written is still what it was
 /// when checked (live and whole, or shredded), and a final forensic check.
 pub(crate) fn final_check(db_dir: &Path, world: &World, stats: &mut Stats) -> Result<(), String> {
-    let db = Db::open(db_dir, options()).map_err(|e| format!("reopening failed: {e}"))?;
+    let db = Db::open(db_dir, options(db_dir)).map_err(|e| format!("reopening failed: {e}"))?;
     db.run_maintenance()
         .map_err(|e| format!("maintenance failed: {e}"))?;
     let live = world.live_scopes();

@@ -22,7 +22,7 @@ use super::{ADMIN_PAUSE_MS, KEPT_TENANTS, LONG_GRACE, SHORT_GRACE_MS, WRITERS, o
 pub fn run_child(dir: &Path, iteration: u64, seed: u64) -> ! {
     // The system clock: deadlines of short grace periods pass while the
     // child runs, and its background maintenance completes them.
-    let db = match Db::open(dir, options()) {
+    let db = match Db::open(dir, options(dir)) {
         Ok(db) => db,
         Err(e) => {
             emit(&format!("err - open {e}"));
@@ -70,7 +70,7 @@ fn write_forever(db: &Db, iteration: u64, thread: usize, seed: u64) {
         );
         emit(&op.encode());
         match execute(db, &op) {
-            Ok(_) => emit(&format!("ack {thread} {}", op.id)),
+            Ok(lsn) => emit(&format!("ack {thread} {} {} {}", op.id, lsn.0, now_us())),
             Err(Error::Sealed { scope, .. }) => emit(&format!(
                 "refused {thread} {} sealed {}",
                 op.id,

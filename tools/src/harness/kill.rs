@@ -40,13 +40,17 @@ impl KillPlan {
     /// Most kills land within a tenth of a second of the open, so that a
     /// kill point is cheap; some later, past the background maintenance's
     /// first ticks (every 200 ms: checkpoints that remove segments, due
-    /// shreds, re-encryption passes).
+    /// shreds, re-encryption passes), and one in twenty past the shipping
+    /// lag the archive check allows.
     pub fn random(rng: &mut StdRng) -> KillPlan {
         let ms = |rng: &mut StdRng, range| Duration::from_millis(rng.random_range(range));
         match rng.random_range(0..20) {
             0..2 => KillPlan::AfterSpawn(ms(rng, 0..=40)),
             2..9 => KillPlan::AfterOpen(ms(rng, 0..=100)),
-            9..11 => KillPlan::AfterOpen(ms(rng, 100..=450)),
+            9..10 => KillPlan::AfterOpen(ms(rng, 100..=450)),
+            // Past the shipping lag the check allows: acknowledged writes
+            // must be in the archive by then.
+            10..11 => KillPlan::AfterOpen(ms(rng, 1300..=2000)),
             11..17 => KillPlan::InAdminCall {
                 nth: rng.random_range(1..=6),
                 delay: if rng.random_bool(0.3) {

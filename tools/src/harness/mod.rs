@@ -61,6 +61,7 @@
 //! `strongroom torture --minutes N` runs for as long as asked with its own
 //! binary as the child, printing progress and every failure.
 
+mod archive;
 mod check;
 mod child;
 mod kill;
@@ -74,7 +75,11 @@ mod workload;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use strongroom::{Durability, Options};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strongroom::archive::LocalArchive;
+use strongroom::{ArchiveOptions, Durability, Options};
 
 pub use child::run_child;
 pub use parent::{Config, Stop, run};
@@ -107,10 +112,30 @@ const ADMIN_PAUSE_MS: RangeInclusive<u64> = 0..=8;
 /// Kill points per database folder.
 pub const EPOCH_KILL_POINTS: u64 = 50;
 
-/// The options of every open, child's and parent's (the parent adds its
-/// clock).
-fn options() -> Options {
+/// How often the child ships its log to the archive.
+const SHIP_INTERVAL: Duration = Duration::from_millis(100);
+/// How long after its acknowledgement a write must be in the archive at a
+/// kill: one ship interval, plus a second for the pass itself on a machine
+/// as loaded as the harness makes it (each pass puts a piece and syncs
+/// `SHIPPED`).
+const SHIP_LAG_ALLOWED: Duration = Duration::from_millis(1100);
+
+/// The archive of the database in `db_dir`: a folder beside it.
+pub(crate) fn archive_dir(db_dir: &Path) -> PathBuf {
+    let mut name = db_dir
+        .file_name()
+        .expect("a database folder")
+        .to_os_string();
+    name.push("-archive");
+    db_dir.with_file_name(name)
+}
+
+/// The options of every open of the database in `db_dir`, child's and
+/// parent's (the parent adds its clock): it ships to its archive.
+fn options(db_dir: &Path) -> Options {
+    let archive = Arc::new(LocalArchive::new(archive_dir(db_dir)));
     Options::with_key(MASTER_KEY)
         .segment_bytes_max(SEGMENT_BYTES_MAX)
         .durability(Durability::SyncEveryCommit)
+        .archive(ArchiveOptions::new(archive).ship_interval(SHIP_INTERVAL))
 }

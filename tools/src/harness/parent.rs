@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strongroom::{Clock, Db, ManualClock, ScopeState};
 
+use super::archive;
 use super::check::{Outcome, World, check_refusal, final_check, forensic_check, verify_records};
 use super::kill::{KillPlan, drain, segments, tail, watch};
 use super::model::{Own, build_model, history, note_in_flight_admin};
@@ -129,6 +130,7 @@ fn kill_loop(
         let db_dir = config.dir.join(format!("loop{worker}-db{epoch}"));
         // A folder left by an earlier run of the same seed: start afresh.
         let _ = std::fs::remove_dir_all(&db_dir);
+        let _ = std::fs::remove_dir_all(super::archive_dir(&db_dir));
         let mut world = World::default();
         let mut iteration = 0;
         loop {
@@ -165,6 +167,7 @@ fn kill_loop(
                 progress(&shared.add(&stats, failure, started));
                 if !failed {
                     let _ = std::fs::remove_dir_all(&db_dir);
+                    let _ = std::fs::remove_dir_all(super::archive_dir(&db_dir));
                 } else if config.stop_at_first_failure {
                     shared.stopped.store(true, Ordering::SeqCst);
                 }
@@ -209,6 +212,7 @@ fn kill_point(
     let stderr = drain(child.stderr.take().expect("piped stderr"));
     plan.wait(&heard, stats);
     // SIGKILL on Unix. A child that has already exited is reported below.
+    let kill_sent_us = strongroom::SystemClock.now_us();
     let _ = child.kill();
     let status = child
         .wait()
@@ -248,12 +252,16 @@ fn kill_point(
     let targets = scopes_of(&target_tenants(iteration));
     let mut model = build_model(&targets, &transcript, killed_us, stats)?;
 
+    // What the child shipped before it died, before anything reopens.
+    archive::check_at_kill(db_dir, &transcript, kill_sent_us, stats)?;
+
     // The parent's own clock starts at the system's time, after the kill:
     // opening completes every seal due by then, and no other.
     let clock = Arc::new(ManualClock::starting_now());
-    let db = Db::open(db_dir, options().clock(clock.clone()))
+    let db = Db::open(db_dir, options(db_dir).clock(clock.clone()))
         .map_err(|e| format!("reopening the database after the kill failed: {e}"))?;
     model.complete_due(clock.now_us());
+    archive::check_after_reopen(&db, db_dir, stats)?;
 
     // Every target's state must be one its shreds allow; a sealed or
     // shredded scope refuses reads and writes.

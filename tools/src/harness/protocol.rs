@@ -7,7 +7,7 @@
 //! ```text
 //! opened                                          (Db::open returned)
 //! issue <thread> <opid> <how> <item>;<item>...    (before the call)
-//! ack <thread> <opid>                             (after it returned Ok)
+//! ack <thread> <opid> <lsn> <time>                (after it returned Ok)
 //! refused <thread> <opid> <sealed|shredded> <scope>
 //!                          (it failed with Error::Sealed/Shredded; not applied)
 //! err <thread|admin|-> <opid|open> <error>        (then the child exits)
@@ -156,6 +156,8 @@ pub(crate) struct Transcript {
     pub in_flight: Vec<Option<Op>>,
     pub admin: Vec<AdminEvent>,
     pub admin_in_flight: Option<AdminAction>,
+    /// Every acknowledged write: (its LSN, the system's time just after).
+    pub acks: Vec<(u64, u64)>,
 }
 
 /// Reads the child's report, applying every acknowledged write to `state`
@@ -175,6 +177,7 @@ pub(crate) fn read_transcript(
         in_flight: vec![None; WRITERS],
         admin: Vec::new(),
         admin_in_flight: None,
+        acks: Vec::new(),
     };
     let targets = scopes_of(&target_tenants(iteration));
     // Scopes a shred was issued for, so far: only they (or their tenant's)
@@ -225,6 +228,10 @@ pub(crate) fn read_transcript(
                     }
                 };
                 if word == "ack" {
+                    let [_, _, lsn, at_us] = words[..] else {
+                        return Err(bad());
+                    };
+                    transcript.acks.push((number(lsn)?, number(at_us)?));
                     op.apply_to(state);
                     stats.acked += 1;
                     continue;

@@ -12,6 +12,8 @@ macro_rules! counters {
             $($(#[$doc])* pub $name: u64,)*
             /// Most log segments seen at once after a kill.
             pub segments_max: u64,
+            /// Most log pieces seen in one archive.
+            pub pieces_archived: u64,
         }
 
         impl Stats {
@@ -19,6 +21,7 @@ macro_rules! counters {
             pub fn merge(&mut self, other: &Stats) {
                 $(self.$name += other.$name;)*
                 self.segments_max = self.segments_max.max(other.segments_max);
+                self.pieces_archived = self.pieces_archived.max(other.pieces_archived);
             }
         }
     };
@@ -77,6 +80,11 @@ counters! {
     decrypted_from_log,
     decrypted_from_store,
     segments_created,
+    /// Acknowledged writes found in the archive at a kill (those older than
+    /// the allowed shipping lag).
+    acks_found_archived,
+    /// Records of the model decrypted from the archive at an epoch's end.
+    decrypted_from_archive,
     /// Kills after which a segment the parent had seen was gone (removed by
     /// the child's checkpoint).
     kills_after_segment_removal,
@@ -159,8 +167,9 @@ impl fmt::Display for Stats {
             f,
             "checks: sealed at reopen {} (parent cancelled {}, let expire {}); target scopes \
              ended whole {}, shredded {}; {} records checked; decrypted from the log {}, from \
-             the store {}; log: {} segments created, up to {} at once, segments removed before \
-             {} kills",
+             the store {}, from the archive {}; log: {} segments created, up to {} at once, \
+             segments removed before {} kills; archive: up to {} pieces, {} acknowledged writes \
+             found archived at a kill",
             self.sealed_at_reopen,
             self.cancelled_by_parent,
             self.expired_by_parent,
@@ -169,9 +178,12 @@ impl fmt::Display for Stats {
             self.records_checked,
             self.decrypted_from_log,
             self.decrypted_from_store,
+            self.decrypted_from_archive,
             self.segments_created,
             self.segments_max,
             self.kills_after_segment_removal,
+            self.pieces_archived,
+            self.acks_found_archived,
         )
     }
 }

@@ -1,0 +1,135 @@
+//! The default archive: a folder on a local (or mounted) file system.
+//!
+//! Each object is a file at its name under the root folder, written as every
+//! file of the engine is replaced (a temporary file, fsync, rename, fsync of
+//! the folder), through the file-system seam, so the fault-injecting and
+//! power-cut doubles reach it. A crash during a put leaves the old object or
+//! none, plus perhaps a temporary file that lists skip.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Archive, ArchiveError, ArchiveOp, ObjectInfo, check_name, check_prefix};
+use crate::error::Error;
+use crate::format::TMP_SUFFIX;
+use crate::fs::{FileSystem, Files, OsFileSystem};
+
+/// An archive in a local folder.
+#[derive(Debug, Clone)]
+pub struct LocalArchive {
+    root: PathBuf,
+    files: Files,
+}
+
+impl LocalArchive {
+    /// The archive in folder `root` (created with the first put).
+    pub fn new(root: impl Into<PathBuf>) -> LocalArchive {
+        LocalArchive::with_fs(root, Arc::new(OsFileSystem))
+    }
+
+    /// The archive in folder `root`, through file system `fs` (a
+    /// [`crate::fs::FaultyFileSystem`] in tests).
+    pub fn with_fs(root: impl Into<PathBuf>, fs: Arc<dyn FileSystem>) -> LocalArchive {
+        LocalArchive {
+            root: root.into(),
+            files: Files::new(fs),
+        }
+    }
+
+    /// The folder the archive lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Appends to `out` every object under folder `dir` (named `prefix`).
+    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<(), Error> {
+        for entry in self.files.list(dir)? {
+            let path = dir.join(&entry);
+            let name = format!("{prefix}{entry}");
+            if self.files.is_dir(&path)? {
+                self.walk(&path, &format!("{name}/"), out)?;
+            } else if !entry.ends_with(TMP_SUFFIX) && check_name(&name).is_ok() {
+                // A file of another name is not an object of ours.
+                let size = self.files.len(&path)?;
+                out.push(ObjectInfo { name, size });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An engine error on a local archive's file, as the archive's error.
+fn archive_error(op: ArchiveOp, name: &str, e: Error) -> ArchiveError {
+    match e {
+        Error::Io { source, .. } => ArchiveError::io(op, name, source),
+        Error::NoSpace { .. } => ArchiveError::NoSpace {
+            name: name.to_owned(),
+        },
+        other => ArchiveError::Unavailable {
+            op,
+            name: name.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl Archive for LocalArchive {
+    fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
+        check_name(name)?;
+        let path = self.path(name);
+        let parent = path.parent().expect("an object's path is under the root");
+        self.files
+            .create_dir_durable(parent)
+            .and_then(|()| self.files.write_atomic(&path, &bytes))
+            .map_err(|e| archive_error(ArchiveOp::Put, name, e))
+    }
+
+    fn get(&self, name: &str) -> Result<Vec<u8>, ArchiveError> {
+        check_name(name)?;
+        match self.files.read_if_exists(&self.path(name)) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(ArchiveError::NotFound {
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(archive_error(ArchiveOp::Get, name, e)),
+        }
+    }
+
+    /// Reads the whole file and returns the range: objects are at most a
+    /// log segment or an SST file, and a local read of one is cheap next to
+    /// what a restore does with it.
+    fn get_range(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>, ArchiveError> {
+        let bytes = self.get(name)?;
+        let end = usize::try_from(range.end)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let start = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
+        Ok(bytes[start..end].to_vec())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ArchiveError> {
+        check_prefix(prefix)?;
+        let dir = self.path(prefix);
+        let mut out = Vec::new();
+        let listed = match self.files.is_dir(&dir) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.walk(&dir, prefix, &mut out),
+            Err(e) => Err(e),
+        };
+        listed.map_err(|e| archive_error(ArchiveOp::List, prefix, e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, name: &str) -> Result<(), ArchiveError> {
+        check_name(name)?;
+        self.files
+            .remove_durable(&self.path(name))
+            .map_err(|e| archive_error(ArchiveOp::Delete, name, e))
+    }
+}

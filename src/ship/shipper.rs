@@ -1,0 +1,325 @@
+//! The shipper: every durable frame of the log, to the archive, in pieces.
+//!
+//! Each pass ([`Shipper::ship`]) reads the local log from where the last
+//! piece ended up to the last durable frame, checks every frame (CRC, MAC
+//! chain, LSN order), and puts what it read as one piece per local segment
+//! (at most [`PIECE_BYTES_MAX`] of frames each), sealed: a segment header
+//! whose first LSN and chain link are the piece's own, then the frames as
+//! they are on disk. Then it records how far it has come (`SHIPPED`).
+//!
+//! # Invariants
+//! - Pieces of one history are contiguous: each starts at the LSN after the
+//!   last one shipped and links to its MAC (a gap appears only where the
+//!   local log itself has one, after a power cut under `SyncInterval`, and
+//!   is logged).
+//! - `SHIPPED` never runs ahead of the archive: it is written after the put.
+//!   At open the archive's listing moves it forward over pieces put before a
+//!   crash, so nothing is shipped twice.
+//! - A local segment is removed only once every frame in it is shipped (the
+//!   engine's checkpoint asks [`Shipper::shipped_lsn`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::names;
+use super::shipped::Shipped;
+use super::walk::{Stop, walk};
+use crate::archive::{Archive, object};
+use crate::crypto::SecretKey;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{LOG_ID_LEN, SEGMENT_HEADER_LEN, SHIPPED_FILE};
+use crate::fs::Files;
+use crate::wal::frame::Mac;
+use crate::wal::segment::{self, SegmentHeader};
+
+/// Most frame bytes in one piece (a piece is read whole into memory, and
+/// sealed and put in one call).
+pub(crate) const PIECE_BYTES_MAX: usize = 16 << 20;
+
+/// Where shipping stands in the local log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    /// The last frame shipped (0: none), and its MAC.
+    lsn: u64,
+    mac: Mac,
+    /// The local segment that holds (or will hold) frame `lsn + 1`, by its
+    /// first LSN, and the offset in it where that frame starts.
+    segment: u64,
+    offset: u64,
+}
+
+/// Ships one database's log to its archive.
+pub(crate) struct Shipper {
+    archive: Arc<dyn Archive>,
+    key: SecretKey,
+    files: Files,
+    data_dir: PathBuf,
+    wal_dir: PathBuf,
+    log_id: [u8; LOG_ID_LEN],
+    mac_key: SecretKey,
+    position: Mutex<Position>,
+    shipped_lsn: AtomicU64,
+    unshipped_bytes: AtomicU64,
+}
+
+impl Shipper {
+    /// Finds where shipping stands: the local record, moved forward over
+    /// pieces the archive already holds, and its place in the local log.
+    /// The log writer has opened the log (there is at least one segment).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open(
+        archive: Arc<dyn Archive>,
+        key: SecretKey,
+        files: &Files,
+        data_dir: &Path,
+        wal_dir: &Path,
+        log_id: [u8; LOG_ID_LEN],
+        mac_key: SecretKey,
+    ) -> Result<Shipper> {
+        let segments = segment::list(files, wal_dir)?;
+        let first_local = segments
+            .first()
+            .expect("the log writer keeps a segment open")
+            .0;
+        let recorded = Shipped::read(files, data_dir)?;
+        let mut lsn = match recorded {
+            Some(r) if r.lsn + 1 >= first_local => r.lsn,
+            Some(r) => {
+                // Frames after the record are gone from the local log: they
+                // cannot be shipped any more (the record was lost or
+                // replaced). Shipping goes on from the oldest local frame.
+                tracing::warn!(
+                    recorded = r.lsn,
+                    first_local,
+                    "ship: the archive lacks frames the local log no longer has"
+                );
+                first_local - 1
+            }
+            None => first_local - 1,
+        };
+        // The segment holding frame lsn + 1.
+        let holder = |lsn: u64| {
+            segments
+                .iter()
+                .rev()
+                .find(|(first, _)| *first <= lsn + 1)
+                .unwrap_or(&segments[0])
+                .clone()
+        };
+        // Pieces put before a crash, that the record does not show yet.
+        loop {
+            let (segment, _) = holder(lsn);
+            let listed = archive.list(&names::piece_folder(&log_id, segment))?;
+            let next = listed
+                .iter()
+                .filter_map(|o| names::parse_piece(&o.name))
+                .filter(|(first, _)| *first == lsn + 1)
+                .map(|(_, last)| last)
+                .max();
+            match next {
+                Some(last) => lsn = last,
+                None => break,
+            }
+        }
+        // Its place in the local log, and the MAC of frame lsn.
+        let (segment, path) = holder(lsn);
+        let header = read_header(files, &path)?;
+        let bytes = files.read(&path)?;
+        let mut offset = SEGMENT_HEADER_LEN as u64;
+        let mac;
+        if lsn >= segment {
+            let (steps, _) = walk(
+                &mac_key,
+                &bytes[SEGMENT_HEADER_LEN..],
+                &header.prev_mac,
+                lsn,
+            );
+            match steps.last() {
+                Some(last) if last.lsn == lsn => {
+                    if recorded.is_some_and(|r| r.lsn == lsn && r.mac != last.mac) {
+                        // The log shipped is not this log.
+                        return Err(Error::corruption(
+                            data_dir.join(SHIPPED_FILE),
+                            0,
+                            CorruptionKind::MacChain,
+                        ));
+                    }
+                    mac = last.mac;
+                    offset += last.end as u64;
+                }
+                _ => {
+                    return Err(Error::corruption(
+                        path,
+                        0,
+                        CorruptionKind::Malformed("shipped frame not found in the local log"),
+                    ));
+                }
+            }
+        } else {
+            // Nothing of this segment is shipped: its header links it.
+            mac = header.prev_mac;
+            lsn = segment - 1;
+        }
+        let position = Position {
+            lsn,
+            mac,
+            segment,
+            offset,
+        };
+        tracing::info!(shipped_lsn = lsn, "ship: resuming");
+        Ok(Shipper {
+            archive,
+            key,
+            files: files.clone(),
+            data_dir: data_dir.to_path_buf(),
+            wal_dir: wal_dir.to_path_buf(),
+            log_id,
+            mac_key,
+            position: Mutex::new(position),
+            shipped_lsn: AtomicU64::new(lsn),
+            unshipped_bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// The last frame in the archive.
+    pub(crate) fn shipped_lsn(&self) -> u64 {
+        self.shipped_lsn.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of the local log not in the archive yet, as of the last pass.
+    pub(crate) fn unshipped_bytes(&self) -> u64 {
+        self.unshipped_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Ships every frame up to `durable_lsn` (the log is synced through it).
+    /// Returns how many pieces it put. One pass at a time.
+    pub(crate) fn ship(&self, durable_lsn: u64) -> Result<usize> {
+        let mut position = self.position.lock();
+        let mut pieces = 0;
+        let result = (|| {
+            while position.lsn < durable_lsn {
+                if !self.ship_piece(&mut position, durable_lsn)? {
+                    break;
+                }
+                pieces += 1;
+            }
+            Ok(pieces)
+        })();
+        self.measure_unshipped(&position);
+        result
+    }
+
+    /// Ships the next piece, or moves on to the next segment; `false` once
+    /// there is nothing more to ship now.
+    fn ship_piece(&self, position: &mut Position, durable_lsn: u64) -> Result<bool> {
+        let path = segment::path(&self.wal_dir, position.segment);
+        if !self.files.is_file(&path)? {
+            // Every frame of it is shipped, and a checkpoint removed it
+            // (it removes only segments the archive holds whole).
+            return self.next_segment(position);
+        }
+        let bytes = self
+            .files
+            .read_at(&path, position.offset, PIECE_BYTES_MAX)?;
+        let (steps, stop) = walk(&self.mac_key, &bytes, &position.mac, durable_lsn);
+        let Some(last) = steps.last().copied() else {
+            return match stop {
+                Stop::End => self.next_segment(position),
+                Stop::Limit => Ok(false),
+                Stop::Unreadable { at } => Err(Error::corruption(
+                    path,
+                    position.offset + at as u64,
+                    CorruptionKind::MacChain,
+                )),
+            };
+        };
+        let first = position.lsn + 1;
+        debug_assert_eq!(steps[0].lsn, first);
+        let mut piece = SegmentHeader {
+            first_lsn: first,
+            log_id: self.log_id,
+            prev_mac: position.mac,
+        }
+        .encode()
+        .to_vec();
+        piece.extend_from_slice(&bytes[..last.end]);
+        let name = names::piece(&self.log_id, position.segment, first, last.lsn);
+        let sealed = object::seal(&self.key, &name, &piece);
+        self.archive.put(&name, sealed)?;
+        let shipped = Shipped {
+            lsn: last.lsn,
+            mac: last.mac,
+        };
+        shipped.write(&self.files, &self.data_dir)?;
+        *position = Position {
+            lsn: last.lsn,
+            mac: last.mac,
+            segment: position.segment,
+            offset: position.offset + last.end as u64,
+        };
+        self.shipped_lsn.store(last.lsn, Ordering::SeqCst);
+        tracing::debug!(
+            first,
+            last = last.lsn,
+            bytes = last.end,
+            "ship: piece archived"
+        );
+        Ok(true)
+    }
+
+    /// At the end of a segment's frames: moves to the next segment if the
+    /// writer has started one (else there is nothing more now).
+    fn next_segment(&self, position: &mut Position) -> Result<bool> {
+        let segments = segment::list(&self.files, &self.wal_dir)?;
+        let Some((next, path)) = segments
+            .into_iter()
+            .find(|(first, _)| *first > position.segment)
+        else {
+            return Ok(false);
+        };
+        let header = read_header(&self.files, &path)?;
+        if next == position.lsn + 1 {
+            if header.prev_mac != position.mac {
+                return Err(Error::corruption(path, 0, CorruptionKind::MacChain));
+            }
+        } else {
+            tracing::warn!(
+                shipped = position.lsn,
+                next,
+                "ship: the local log has a gap (a power cut under SyncInterval); the archive will too"
+            );
+        }
+        *position = Position {
+            lsn: next - 1,
+            mac: header.prev_mac,
+            segment: next,
+            offset: SEGMENT_HEADER_LEN as u64,
+        };
+        Ok(true)
+    }
+
+    /// Bytes of local segments from the position on.
+    fn measure_unshipped(&self, position: &Position) {
+        let measured = (|| -> Result<u64> {
+            let mut total = 0;
+            for (first, path) in segment::list(&self.files, &self.wal_dir)? {
+                if first >= position.segment {
+                    total += self.files.len(&path)?;
+                }
+            }
+            Ok(total.saturating_sub(position.offset))
+        })();
+        match measured {
+            Ok(bytes) => self.unshipped_bytes.store(bytes, Ordering::SeqCst),
+            Err(e) => tracing::warn!(error = %e, "ship: cannot measure the unshipped log"),
+        }
+    }
+}
+
+fn read_header(files: &Files, path: &Path) -> Result<SegmentHeader> {
+    let bytes = files.read_at(path, 0, SEGMENT_HEADER_LEN)?;
+    SegmentHeader::decode(path, &bytes)
+}
