@@ -178,8 +178,10 @@ fn an_archive_that_is_down_keeps_segments_holds_writes_at_the_budget_and_catches
     };
     assert_eq!(budget_bytes, budget);
     assert!(unshipped_bytes > budget);
+    // Unshipped bytes are counted by whole files, zeros written ahead of the
+    // frames included: refused between a quarter and all of the budget.
     assert!(
-        accepted * 200 >= budget as usize / 2,
+        accepted * 200 >= budget as usize / 4,
         "refused only near the budget ({accepted} writes)"
     );
     // Nothing unshipped leaves the disk, whatever the checkpoints.
@@ -290,4 +292,36 @@ fn shipping_goes_on_after_a_checkpoint_removed_the_segment_it_stood_in() {
     assert_eq!(db.archive_status().unwrap().shipped_lsn, db.last_lsn());
     db.close().unwrap();
     assert_eq!(pieces(&*archive).last().unwrap().1, i as u64 + 1);
+}
+
+#[test]
+fn a_rolled_segment_is_shipped_at_once_not_at_the_next_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let db = Db::open(
+        dir.path(),
+        options()
+            .segment_bytes_max(8 << 10)
+            .archive(ArchiveOptions::new(archive.clone()).ship_interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let tenant = db.tenant(TenantId(1));
+    let mut before_roll = 0;
+    while segments(dir.path()).len() < 2 {
+        before_roll = db.last_lsn().0;
+        tenant
+            .put(format!("k{before_roll}").as_bytes(), &[1; 300])
+            .unwrap();
+    }
+    assert!(before_roll > 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.archive_status().unwrap().shipped_lsn.0 < before_roll {
+        assert!(
+            Instant::now() < deadline,
+            "the rolled segment was not shipped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    db.close().unwrap();
 }

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) shipper: Option<Shipper>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
+    /// Wakes the shipping thread early.
+    ship_wake: Arc<ShipWake>,
     /// One maintenance pass at a time (the background thread's, or a
     /// caller's `run_maintenance`), so no work is done twice at once.
     maintenance: Mutex<()>,
@@ -187,9 +189,18 @@ impl Db {
                 .archive
                 .as_ref()
                 .map_or(u64::MAX, |a| a.unshipped_bytes_max),
+            ship_wake: Arc::default(),
             maintenance: Mutex::new(()),
             _lock: lock,
         });
+        if inner.shipper.is_some() {
+            let wake = Arc::clone(&inner.ship_wake);
+            inner
+                .commit
+                .writer()
+                .lock()
+                .set_on_roll(Arc::new(move || wake.notify()));
+        }
         // Shreds whose deadline passed while the database was closed, or
         // that a crash interrupted, complete before anything is served.
         inner.complete_due_shreds()?;
@@ -447,6 +458,7 @@ fn is_empty_or_only_keyring(files: &Files, path: &Path) -> Result<bool> {
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Vec<JoinHandle<()>>,
+    ship_wake: Arc<ShipWake>,
 }
 
 impl Background {
@@ -471,12 +483,17 @@ impl Background {
                 |inner| inner.commit.sync(),
             ));
         }
-        Background { stop, threads }
+        Background {
+            stop,
+            threads,
+            ship_wake: Arc::clone(&inner.ship_wake),
+        }
     }
 
     fn stop(&mut self) {
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
+        self.ship_wake.notify();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -513,11 +530,37 @@ fn spawn_loop(
         .expect("spawning a background thread")
 }
 
-/// Longest wait between two tries while the archive fails.
+/// Longest wait between two tries while the archive fails: 30 intervals,
+/// at most this long.
 const SHIP_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// The shipping thread: a pass every `interval`, and after a failed one,
-/// again after a wait that doubles up to [`SHIP_BACKOFF_MAX`].
+/// Wakes the shipping thread before its interval is up: a segment rolled
+/// (it is shipped at once), or the database is closing.
+#[derive(Default)]
+pub(crate) struct ShipWake {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl ShipWake {
+    pub(crate) fn notify(&self) {
+        *self.woken.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until notified or `timeout` has passed.
+    fn wait_for(&self, timeout: Duration) {
+        let mut woken = self.woken.lock();
+        if !*woken {
+            self.cv.wait_for(&mut woken, timeout);
+        }
+        *woken = false;
+    }
+}
+
+/// The shipping thread: a pass every `interval` and whenever a segment
+/// rolls, and after a failed one, again after a wait that doubles up to 30
+/// intervals (at most [`SHIP_BACKOFF_MAX`]).
 fn spawn_ship_loop(
     inner: &Arc<Inner>,
     stop: &Arc<(Mutex<bool>, Condvar)>,
@@ -528,23 +571,19 @@ fn spawn_ship_loop(
     std::thread::Builder::new()
         .name("strongroom-ship".into())
         .spawn(move || {
-            let (lock, cv) = &*stop;
             let mut wait = interval;
-            let mut stopped = lock.lock();
-            while !*stopped {
-                cv.wait_for(&mut stopped, wait);
-                if *stopped {
+            loop {
+                inner.ship_wake.wait_for(wait);
+                if *stop.0.lock() {
                     break;
                 }
-                drop(stopped);
                 wait = match inner.ship() {
                     Ok(_) => interval,
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "ship: the archive is behind");
-                        (wait * 2).min(SHIP_BACKOFF_MAX.max(interval))
+                        (wait * 2).min((interval * 30).clamp(interval, SHIP_BACKOFF_MAX))
                     }
                 };
-                stopped = lock.lock();
             }
         })
         .expect("the OS starts a thread")

@@ -92,6 +92,9 @@ pub(crate) struct LogWriter {
     sealed: Vec<SealedSegment>,
     poisoned: bool,
     buf: Vec<u8>,
+    /// Called after each new segment is started (the shipper ships the
+    /// finished one at once).
+    on_roll: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl LogWriter {
@@ -174,6 +177,7 @@ impl LogWriter {
             sealed,
             poisoned: false,
             buf: Vec::new(),
+            on_roll: None,
         })
     }
 
@@ -347,7 +351,16 @@ impl LogWriter {
         self.file = Arc::from(file);
         self.len = SEGMENT_HEADER_LEN as u64;
         tracing::debug!(first_lsn = first_of_new, "log: new segment");
+        if let Some(on_roll) = &self.on_roll {
+            on_roll();
+        }
         Ok(())
+    }
+
+    /// Calls `on_roll` after each new segment is started (the old one is
+    /// synced by then).
+    pub(crate) fn set_on_roll(&mut self, on_roll: Arc<dyn Fn() + Send + Sync>) {
+        self.on_roll = Some(on_roll);
     }
 
     /// Refuses every later write and sync: used when the log and the store
