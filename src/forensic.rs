@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::archive::{Archive, object as archive_object};
+use crate::archive::{Archive, ArchiveError, object as archive_object};
 use crate::clock::SystemClock;
 use crate::crypto::SecretKey;
 use crate::crypto::keyring::Keyring;
@@ -18,11 +18,12 @@ use crate::crypto::master::MasterKey;
 use crate::crypto::record;
 use crate::crypto::scope_key::Token;
 use crate::engine::db::lock_data_dir;
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{ARCHIVE_WAL_DIR, KEYRING_DIR, LOG_ID_LEN, STORE_DIR, STORE_NS_DATA, WAL_DIR};
 use crate::fs::{FileLock, Files};
 use crate::options::Options;
 use crate::scope::Scope;
+use crate::ship::backup::{BackupManifest, Body};
 use crate::ship::names;
 use crate::store::key_codec;
 use crate::wal::entry::Op;
@@ -38,6 +39,8 @@ pub enum Found {
     Store,
     /// In a log piece in the archive, in the frame with this LSN.
     Archive(u64),
+    /// In a base backup in the archive, of the store at this LSN.
+    Backup(u64),
 }
 
 /// One record that the keys in hand decrypt.
@@ -142,6 +145,81 @@ pub fn decrypt_archive(
         )?;
     }
     Ok(out)
+}
+
+/// The base backups of the database at `path` in `archive`: (manifest
+/// name, the LSN it holds the store at), oldest first.
+pub fn backups(
+    path: &Path,
+    options: &Options,
+    archive: &dyn Archive,
+) -> Result<Vec<(String, u64)>> {
+    let Closed { log_id, _lock, .. } = Closed::open(path, options)?;
+    let mut out: Vec<(String, u64)> = archive
+        .list(&names::backup_folder(&log_id))?
+        .into_iter()
+        .filter_map(|o| names::parse_backup(&o.name).map(|lsn| (o.name, lsn)))
+        .collect();
+    out.sort_by_key(|(name, lsn)| (*lsn, name.clone()));
+    Ok(out)
+}
+
+/// Decrypts every record in the base backup `backup` (a manifest's name)
+/// that the keyring of the database at `path` still has a key for: the
+/// backup's files are fetched and opened (every object's seal checked) into
+/// folder `scratch` (created, and removed after), and its store read there.
+pub fn decrypt_backup(
+    path: &Path,
+    options: &Options,
+    archive: &dyn Archive,
+    backup: &str,
+    scratch: &Path,
+) -> Result<Vec<Decrypted>> {
+    let Closed {
+        keyring,
+        archive_key,
+        files,
+        _lock,
+        ..
+    } = Closed::open(path, options)?;
+    let sealed = archive.get(backup)?;
+    let manifest = BackupManifest::decode(
+        backup,
+        &archive_object::open(&archive_key, backup, &sealed)?,
+    )?;
+    files.remove_dir_durable(scratch)?;
+    files.create_dir_durable(scratch)?;
+    let found = (|| {
+        for file in &manifest.files {
+            let bytes = match &file.body {
+                Body::Inline(bytes) => bytes.clone(),
+                Body::Object(name) => {
+                    archive_object::open(&archive_key, name, &archive.get(name)?)?
+                }
+            };
+            if bytes.len() as u64 != file.size || file.name.contains('/') {
+                return Err(Error::Archive(ArchiveError::corrupt(
+                    backup,
+                    0,
+                    CorruptionKind::Malformed("a backup file of another size or name"),
+                )));
+            }
+            files.write_atomic(&scratch.join(&file.name), &bytes)?;
+        }
+        let store = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), scratch, false)
+            .map_err(|e| Error::Store(e.into_string()))?;
+        let mut out = Vec::new();
+        let at = Found::Backup(manifest.applied.lsn);
+        for item in store.prefix_iterator([STORE_NS_DATA]) {
+            let (key, sealed) = item.map_err(|e| Error::Store(e.into_string()))?;
+            if let Some((scope, token)) = key_codec::decode_data_key(&key) {
+                out.extend(try_open(&keyring, scope, &token, &sealed, at)?);
+            }
+        }
+        Ok(out)
+    })();
+    files.remove_dir_durable(scratch)?;
+    found
 }
 
 /// A closed database's keyring and keys, opened under its lock: opening

@@ -155,6 +155,8 @@ pub const KDF_TENANT_SUBJECT_WRAP: &str = "strongroom 2026-11 subject key wrap v
 pub const KDF_ROOT_KEYRING_MAC: &str = "strongroom 2026-12 keyring mac v1";
 /// Root key → key that seals every archive object.
 pub const KDF_ROOT_ARCHIVE_SEAL: &str = "strongroom 2026-12 archive object seal v1";
+/// Root key → key of the keyed hash that names SST objects.
+pub const KDF_ROOT_ARCHIVE_NAME: &str = "strongroom 2026-12 archive sst name v1";
 
 // ---------------------------------------------------------------------------
 // Archive objects
@@ -186,6 +188,23 @@ pub const ARCHIVE_AAD_DOMAIN: &[u8; 16] = b"strongroom.arc.1";
 pub const ARCHIVE_WAL_DIR: &str = "wal";
 /// Suffix of a log piece's object name.
 pub const ARCHIVE_PIECE_SUFFIX: &str = ".seg";
+/// Folder of a history's backup manifests in an archive.
+pub const ARCHIVE_BACKUP_DIR: &str = "backups";
+/// Suffix of a backup manifest's object name.
+pub const ARCHIVE_BACKUP_SUFFIX: &str = ".backup";
+/// Folder of a history's SST files in an archive.
+pub const ARCHIVE_SST_DIR: &str = "sst";
+/// Suffix of RocksDB's table files (in the store and in the archive).
+pub const SST_SUFFIX: &str = ".sst";
+/// First bytes of a backup manifest's plaintext.
+pub const BACKUP_MAGIC: [u8; 8] = *b"SRBACKUP";
+/// Version of the backup manifest.
+pub const BACKUP_VERSION: u32 = 1;
+/// The store's checkpoint during a backup, in the data directory (removed
+/// after each backup, and at open if a crash left it).
+pub const CHECKPOINT_DIR: &str = "checkpoint.tmp";
+/// Default interval between scheduled backups.
+pub const BACKUP_INTERVAL_DEFAULT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The local record of how far the log is shipped, in the data directory.
 pub const SHIPPED_FILE: &str = "SHIPPED";

@@ -63,6 +63,7 @@ pub use engine::snapshot::{Scan, Snapshot};
 pub use error::{CorruptionKind, Error, Result};
 pub use options::{ArchiveOptions, Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
+pub use ship::backup::BackupInfo;
 
 /// The store's RocksDB options, reachable from benchmarks: the comparison
 /// bench runs raw RocksDB with exactly these. Not a stable API.

@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use crate::archive::Archive;
 use crate::clock::{Clock, SystemClock};
 use crate::format::{
-    COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT, SHIP_INTERVAL_DEFAULT,
-    UNSHIPPED_BYTES_MAX_DEFAULT,
+    BACKUP_INTERVAL_DEFAULT, COMPRESSION_THRESHOLD_DEFAULT, KEY_LEN, SEGMENT_BYTES_MAX_DEFAULT,
+    SHIP_INTERVAL_DEFAULT, UNSHIPPED_BYTES_MAX_DEFAULT,
 };
 use crate::fs::{FileSystem, OsFileSystem};
 
@@ -92,6 +92,10 @@ pub struct ArchiveOptions {
     /// refused ([`crate::Error::ArchiveBehind`]) until shipping catches up,
     /// so that an archive that is down never fills the disk. Default 1 GiB.
     pub unshipped_bytes_max: u64,
+    /// How often a base backup is taken (`None`: only on demand, with
+    /// [`crate::Db::backup_now`]). One is taken soon after open when the
+    /// archive holds none yet. Default 1 hour.
+    pub backup_interval: Option<Duration>,
 }
 
 impl ArchiveOptions {
@@ -101,12 +105,19 @@ impl ArchiveOptions {
             archive,
             ship_interval: SHIP_INTERVAL_DEFAULT,
             unshipped_bytes_max: UNSHIPPED_BYTES_MAX_DEFAULT,
+            backup_interval: Some(BACKUP_INTERVAL_DEFAULT),
         }
     }
 
     /// Sets the ship interval.
     pub fn ship_interval(mut self, interval: Duration) -> Self {
         self.ship_interval = interval;
+        self
+    }
+
+    /// Sets the backup interval (`None`: backups on demand only).
+    pub fn backup_interval(mut self, interval: Option<Duration>) -> Self {
+        self.backup_interval = interval;
         self
     }
 

@@ -7,7 +7,8 @@
 
 use super::SecretKey;
 use crate::format::{
-    KDF_ROOT_ARCHIVE_SEAL, KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP, KEY_LEN, LOG_ID_LEN,
+    KDF_ROOT_ARCHIVE_NAME, KDF_ROOT_ARCHIVE_SEAL, KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP,
+    KEY_LEN, LOG_ID_LEN,
 };
 
 /// The root key of one database.
@@ -39,6 +40,12 @@ impl RootKey {
     /// Key that seals every archive object (`archive/object.rs`).
     pub(crate) fn archive_key(&self) -> SecretKey {
         self.0.derive(KDF_ROOT_ARCHIVE_SEAL)
+    }
+
+    /// Key of the keyed hash that names SST objects in the archive (so a
+    /// name says nothing about the bytes to anyone without the root key).
+    pub(crate) fn archive_name_key(&self) -> SecretKey {
+        self.0.derive(KDF_ROOT_ARCHIVE_NAME)
     }
 
     /// Key that wraps tenant keys in the keyring.

@@ -16,11 +16,12 @@ use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN, SHIPPED_FILE,
-    STORE_DIR, WAL_DIR,
+    CHECKPOINT_DIR, KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN,
+    SHIPPED_FILE, STORE_DIR, WAL_DIR,
 };
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
+use crate::ship::backup::{BackupInfo, Backups, checkpoint_store};
 use crate::ship::shipper::Shipper;
 use crate::store::Store;
 use crate::wal::{LogWriter, SegmentOptions};
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) nonces: NonceSource,
     /// Ships the log to the archive, if there is one.
     pub(crate) shipper: Option<Shipper>,
+    /// Takes base backups into the archive, if there is one.
+    backups: Option<Backups>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
     /// Wakes the shipping thread early.
@@ -122,6 +125,7 @@ impl Db {
             ));
         }
         let archive_key = root.archive_key();
+        let archive_name_key = root.archive_name_key();
         let keyring = Keyring::open(
             &files,
             &keyring_dir,
@@ -149,6 +153,18 @@ impl Db {
         // Commit times are raw wall-clock readings (a leap while open stamps
         // them too), so they stand in only for a database that has recorded
         // no evidence yet.
+        // A checkpoint a crash left in the middle of a backup.
+        files.remove_dir_durable(&path.join(CHECKPOINT_DIR))?;
+        let backups = options.archive.as_ref().map(|archive| {
+            Backups::new(
+                Arc::clone(&archive.archive),
+                archive_key.clone(),
+                archive_name_key,
+                &files,
+                path,
+                log_id,
+            )
+        });
         let shipper = match &options.archive {
             Some(archive) => Some(Shipper::open(
                 Arc::clone(&archive.archive),
@@ -185,6 +201,7 @@ impl Db {
             compression_threshold: options.compression_threshold_bytes,
             nonces: NonceSource::new(),
             shipper,
+            backups,
             unshipped_bytes_max: options
                 .archive
                 .as_ref()
@@ -283,6 +300,13 @@ impl Db {
         self.inner.ship().map(drop)
     }
 
+    /// Takes a base backup into the archive now: a checkpoint of the store
+    /// (appends and applies wait for the moment it takes), whose SST files
+    /// not yet in the archive are uploaded, then its manifest.
+    pub fn backup_now(&self) -> Result<BackupInfo> {
+        self.inner.backup()
+    }
+
     /// LSN of the last committed batch (0 for an empty database).
     pub fn last_lsn(&self) -> crate::Lsn {
         crate::Lsn(self.inner.commit.applied_lsn())
@@ -347,6 +371,17 @@ impl Inner {
             Some(shipper) => shipper.ship(self.commit.synced_lsn()),
             None => Ok(0),
         }
+    }
+
+    /// Takes a base backup (`Db::backup_now`).
+    pub(crate) fn backup(&self) -> Result<BackupInfo> {
+        let Some(backups) = &self.backups else {
+            return Err(Error::InvalidArgument("no archive to back up to"));
+        };
+        backups.take(|dir| {
+            let _held = self.commit.exclusive()?;
+            checkpoint_store(&self.store, dir)
+        })
     }
 
     /// Refuses writes while more of the log than the budget is unshipped.
@@ -469,16 +504,42 @@ impl Background {
             inner,
             &stop,
             MAINTENANCE_POLL,
+            MAINTENANCE_POLL,
             |inner| inner.maintain(Some(ROTATION_BUDGET)),
         )];
         if let Some(archive) = &options.archive {
             threads.push(spawn_ship_loop(inner, &stop, archive.ship_interval));
+            if let Some(interval) = archive.backup_interval {
+                // One at once if the archive holds no backup yet (the first
+                // call, right away), then one every interval.
+                let first = std::sync::atomic::AtomicBool::new(true);
+                threads.push(spawn_loop(
+                    "strongroom-backup",
+                    inner,
+                    &stop,
+                    Duration::ZERO,
+                    interval,
+                    move |inner| {
+                        let first = first.swap(false, std::sync::atomic::Ordering::SeqCst);
+                        if first
+                            && inner
+                                .backups
+                                .as_ref()
+                                .is_some_and(|b| b.any().unwrap_or(true))
+                        {
+                            return Ok(());
+                        }
+                        inner.backup().map(drop)
+                    },
+                ));
+            }
         }
         if let Durability::SyncInterval(interval) = options.durability {
             threads.push(spawn_loop(
                 "strongroom-sync",
                 inner,
                 &stop,
+                interval,
                 interval,
                 |inner| inner.commit.sync(),
             ));
@@ -504,6 +565,7 @@ fn spawn_loop(
     name: &str,
     inner: &Arc<Inner>,
     stop: &Arc<(Mutex<bool>, Condvar)>,
+    first: Duration,
     every: Duration,
     work: impl Fn(&Inner) -> Result<()> + Send + 'static,
 ) -> JoinHandle<()> {
@@ -514,9 +576,12 @@ fn spawn_loop(
         .name(name.into())
         .spawn(move || {
             let (lock, cv) = &*stop;
+            // The first run after `first`, the others every `every`.
+            let mut wait = first;
             let mut stopped = lock.lock();
             while !*stopped {
-                cv.wait_for(&mut stopped, every);
+                cv.wait_for(&mut stopped, wait);
+                wait = every;
                 if *stopped {
                     break;
                 }

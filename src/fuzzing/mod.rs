@@ -123,7 +123,7 @@ mod log;
 mod memfs;
 mod sealed;
 
-pub use archive::archive_object;
+pub use archive::{archive_object, backup_manifest};
 use keyring::master;
 pub use keyring::{manifest, seals, shard};
 pub use log::{frame, payload, recovery};
@@ -219,6 +219,7 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("sealed_record", records),
         ("model", model_seeds()),
         ("archive_object", archive::archive_object_seeds()),
+        ("backup_manifest", archive::backup_manifest_seeds()),
     ]
 }
 

@@ -7,6 +7,7 @@
 //! `names.rs` says where each object lives, `shipped.rs` keeps the local
 //! record of how far shipping has come.
 
+pub(crate) mod backup;
 pub(crate) mod names;
 pub(crate) mod shipped;
 pub(crate) mod shipper;

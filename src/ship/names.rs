@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! <history>/wal/<segment first LSN:020>/<first LSN:020>-<last LSN:020>.seg    a piece
+//! <history>/backups/<applied LSN:020>-<8 hex>.backup                          a backup's manifest
+//! <history>/sst/<64 hex>.sst                              an SST file (keyed hash of its bytes)
 //! ```
 //! A history is one database's log (its log id, 32 hex digits): a restored
 //! database starts a new one and never writes into the one it came from.
@@ -9,7 +11,10 @@
 //! it stopped by listing one folder, not the whole log. Names carry LSNs,
 //! never times or tenant ids.
 
-use crate::format::{ARCHIVE_PIECE_SUFFIX, ARCHIVE_WAL_DIR, LOG_ID_LEN, SEGMENT_NAME_DIGITS};
+use crate::format::{
+    ARCHIVE_BACKUP_DIR, ARCHIVE_BACKUP_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR,
+    ARCHIVE_WAL_DIR, LOG_ID_LEN, SEGMENT_NAME_DIGITS, SST_SUFFIX,
+};
 
 /// The folder of one history.
 pub(crate) fn history(log_id: &[u8; LOG_ID_LEN]) -> String {
@@ -33,6 +38,42 @@ pub(crate) fn piece(log_id: &[u8; LOG_ID_LEN], segment: u64, first: u64, last: u
         piece_folder(log_id, segment),
         w = SEGMENT_NAME_DIGITS
     )
+}
+
+/// The folder of a history's backup manifests.
+pub(crate) fn backup_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}/{ARCHIVE_BACKUP_DIR}/", history(log_id))
+}
+
+/// A new backup's manifest, of the store at `applied_lsn` (a random suffix
+/// keeps two backups at one LSN apart).
+pub(crate) fn backup(log_id: &[u8; LOG_ID_LEN], applied_lsn: u64) -> String {
+    let mut id = [0u8; 4];
+    crate::crypto::fill_random(&mut id);
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}{applied_lsn:0w$}-{id}{ARCHIVE_BACKUP_SUFFIX}",
+        backup_folder(log_id),
+        w = SEGMENT_NAME_DIGITS
+    )
+}
+
+/// The applied LSN of a backup, from its manifest's name.
+pub(crate) fn parse_backup(name: &str) -> Option<u64> {
+    let file = name.rsplit('/').next()?;
+    let stem = file.strip_suffix(ARCHIVE_BACKUP_SUFFIX)?;
+    let (lsn, _) = stem.split_once('-')?;
+    (lsn.len() == SEGMENT_NAME_DIGITS).then(|| lsn.parse().ok())?
+}
+
+/// The folder of a history's SST files.
+pub(crate) fn sst_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}/{ARCHIVE_SST_DIR}/", history(log_id))
+}
+
+/// An SST file, named by the hex of a keyed hash of its bytes.
+pub(crate) fn sst(log_id: &[u8; LOG_ID_LEN], hash_hex: &str) -> String {
+    format!("{}{hash_hex}{SST_SUFFIX}", sst_folder(log_id))
 }
 
 /// The LSN range of a piece, from its name (any folder); `None` if the name
@@ -70,5 +111,10 @@ mod tests {
         ] {
             assert_eq!(parse_piece(bad), None, "{bad}");
         }
+        let b = backup(&id, 77);
+        crate::archive::check_name(&b).unwrap();
+        assert_eq!(parse_backup(&b), Some(77));
+        assert_ne!(backup(&id, 77), b, "two backups at one LSN have two names");
+        crate::archive::check_name(&sst(&id, &"ab".repeat(32))).unwrap();
     }
 }

@@ -328,6 +328,15 @@ impl Store {
         Error::corruption(&self.path, 0, kind)
     }
 
+    /// A RocksDB checkpoint of the store in `dir` (which must not exist):
+    /// the memtables flushed, then the SST files hard-linked and the small
+    /// files copied.
+    pub(crate) fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dir))
+            .map_err(store_err)
+    }
+
     /// Writes the memtables to SST files, making every applied frame durable
     /// in the store (and so the log segments holding them redundant).
     pub(crate) fn flush(&self) -> Result<()> {

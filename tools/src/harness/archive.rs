@@ -23,7 +23,8 @@ fn archived_through(db_dir: &Path, stats: &mut Stats) -> Result<Option<u64>, Str
         .map_err(|e| format!("listing the archive failed: {e}"))?;
     let mut next = 1;
     let mut pieces = 0;
-    for object in objects {
+    // Backups (and their SST files) are there too: only the log's pieces.
+    for object in objects.into_iter().filter(|o| o.name.contains("/wal/")) {
         let Some(file) = object.name.rsplit('/').next() else {
             continue;
         };

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use strongroom::archive::LocalArchive;
-use strongroom::forensic::{Found, decrypt_archive, decrypt_everything};
+use strongroom::forensic::{Found, backups, decrypt_archive, decrypt_backup, decrypt_everything};
 use strongroom::{Db, Error, ScopeState, SubjectId, TenantId};
 
 use super::report::Stats;
@@ -210,9 +210,13 @@ pub(crate) fn verify_records(
 /// With the database closed: no record of a shredded scope decrypts, from
 /// the log or the store, and the store's records that decrypt are exactly
 /// the live ones.
+///
+/// `all_backups`: read back every backup in the archive (an epoch's final
+/// check), else only the newest (each kill point).
 pub(crate) fn forensic_check(
     db_dir: &Path,
     world: &World,
+    all_backups: bool,
     stats: &mut Stats,
 ) -> Result<(), String> {
     let archive = LocalArchive::new(archive_dir(db_dir));
@@ -228,6 +232,28 @@ pub(crate) fn forensic_check(
         }
         stats.decrypted_from_archive += 1;
     }
+    // Backups the children took (at their first open, and now and then)
+    // read back whole, and nothing of a shredded scope decrypts from them.
+    let mut listed = backups(db_dir, &options(db_dir), &archive)
+        .map_err(|e| format!("forensic::backups failed: {e}"))?;
+    if !all_backups {
+        listed.drain(..listed.len().saturating_sub(1));
+    }
+    let scratch = archive_dir(db_dir).with_extension("scratch");
+    for (name, _) in &listed {
+        let records = decrypt_backup(db_dir, &options(db_dir), &archive, name, &scratch)
+            .map_err(|e| format!("reading backup {name} failed: {e}"))?;
+        for record in records {
+            let target = Target::of_scope(record.scope);
+            if world.is_shredded(target) {
+                return Err(format!(
+                    "a record of shredded {target} decrypts from backup {name}"
+                ));
+            }
+            stats.decrypted_from_backups += 1;
+        }
+    }
+    stats.backups_read += listed.len() as u64;
     let records = decrypt_everything(db_dir, &options(db_dir))
         .map_err(|e| format!("forensic::decrypt_everything failed: {e}"))?;
     let mut in_store = State::new();
@@ -304,5 +330,5 @@ pub(crate) fn final_check(db_dir: &Path, world: &World, stats: &mut Stats) -> Re
         return Err("the records read differ from those checked before".into());
     }
     db.close().map_err(|e| format!("closing failed: {e}"))?;
-    forensic_check(db_dir, world, stats)
+    forensic_check(db_dir, world, true, stats)
 }

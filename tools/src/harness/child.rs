@@ -110,7 +110,13 @@ fn admin_forever(db: &Db, iteration: u64, seed: u64) {
         std::thread::sleep(Duration::from_millis(rng.random_range(ADMIN_PAUSE_MS)));
         let id = format!("{iteration}-a{seq}");
         let roll = rng.random_range(0..100);
-        if roll < 15 {
+        if roll < 3 {
+            // A base backup now and then (not modelled: the parent reads
+            // every backup back at each check; a kill may land in one).
+            if let Err(e) = db.backup_now() {
+                fail(&id, &e);
+            }
+        } else if roll < 15 {
             // Mostly a kept tenant's, whose records carry over from kill to
             // kill; else a target's, which may be sealed or shredded already.
             let tenant = if rng.random_bool(0.7) {

@@ -403,7 +403,7 @@ fn kill_point(
     world.shredded.extend(shredded_now);
     db.close()
         .map_err(|e| format!("closing the database after checking it: {e}"))?;
-    forensic_check(db_dir, world, stats)
+    forensic_check(db_dir, world, false, stats)
 }
 
 #[cfg(unix)]

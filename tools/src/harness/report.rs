@@ -85,6 +85,9 @@ counters! {
     acks_found_archived,
     /// Records of the model decrypted from the archive at an epoch's end.
     decrypted_from_archive,
+    /// Backups read back at an epoch's end, and the records in them.
+    backups_read,
+    decrypted_from_backups,
     /// Kills after which a segment the parent had seen was gone (removed by
     /// the child's checkpoint).
     kills_after_segment_removal,
@@ -169,7 +172,7 @@ impl fmt::Display for Stats {
              ended whole {}, shredded {}; {} records checked; decrypted from the log {}, from \
              the store {}, from the archive {}; log: {} segments created, up to {} at once, \
              segments removed before {} kills; archive: up to {} pieces, {} acknowledged writes \
-             found archived at a kill",
+             found archived at a kill, {} backups read back ({} records)",
             self.sealed_at_reopen,
             self.cancelled_by_parent,
             self.expired_by_parent,
@@ -184,6 +187,8 @@ impl fmt::Display for Stats {
             self.kills_after_segment_removal,
             self.pieces_archived,
             self.acks_found_archived,
+            self.backups_read,
+            self.decrypted_from_backups,
         )
     }
 }
