@@ -325,3 +325,27 @@ fn a_rolled_segment_is_shipped_at_once_not_at_the_next_interval() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn a_database_opens_and_takes_writes_while_its_archive_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyArchive::new(Arc::new(LocalArchive::new(
+        archive_dir.path(),
+    ))));
+    let db = Db::open(dir.path(), shipping(faulty.clone())).unwrap();
+    db.tenant(TenantId(1)).put(b"a", b"1").unwrap();
+    wait_shipped(&db);
+    db.close().unwrap();
+    faulty.set_down(true);
+    let db = Db::open(dir.path(), shipping(faulty.clone())).unwrap();
+    db.tenant(TenantId(1)).put(b"b", b"2").unwrap();
+    faulty.set_down(false);
+    wait_shipped(&db);
+    db.close().unwrap();
+    let ranges = pieces(&*faulty);
+    assert!(
+        ranges.windows(2).all(|w| w[0].1 + 1 == w[1].0),
+        "{ranges:?}"
+    );
+}

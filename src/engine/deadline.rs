@@ -39,8 +39,9 @@ pub const CLOCK_LEAP_MAX: Duration = Duration::from_secs(5 * 60);
 /// How far past the latest time the database knows the wall clock may be at
 /// open and still be believed: a longer gap (a machine that booted with its
 /// clock years ahead, or a database closed for longer) postpones the
-/// deadlines that would have passed in it until the operator trusts the
-/// clock or the time passes while open.
+/// deadlines that would have passed in it, by the excess, until the operator
+/// trusts the clock (time passing while open does not close the gap: the
+/// wall and monotonic clocks advance together).
 pub const CLOCK_OPEN_GAP_MAX: Duration = Duration::from_secs(24 * 3600);
 
 /// What the engine makes of the wall clock.
@@ -99,7 +100,7 @@ impl Deadlines {
                 known_us,
                 bound_s = CLOCK_OPEN_GAP_MAX.as_secs(),
                 "the wall clock at open is further past everything the database knows than the bound: \
-                 deadlines are held back until the time passes or the clock is trusted"
+                 deadlines are held back by the excess until the clock is trusted"
             );
             Base {
                 wall_us: known_us,

@@ -109,10 +109,20 @@ impl Shipper {
                 .unwrap_or(&segments[0])
                 .clone()
         };
-        // Pieces put before a crash, that the record does not show yet.
+        // Pieces put before a crash, that the record does not show yet. An
+        // archive that cannot be reached now does not keep the database
+        // from opening: shipping goes on from the record (a piece put but
+        // not recorded is then put again, with the same frames, under a name
+        // of its own: a reader skips the frames it has).
         loop {
             let (segment, _) = holder(lsn);
-            let listed = archive.list(&names::piece_folder(&log_id, segment))?;
+            let listed = match archive.list(&names::piece_folder(&log_id, segment)) {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ship: the archive cannot be listed at open; going on from the local record");
+                    break;
+                }
+            };
             let next = listed
                 .iter()
                 .filter_map(|o| names::parse_piece(&o.name))
