@@ -349,3 +349,27 @@ fn a_database_opens_and_takes_writes_while_its_archive_is_down() {
         "{ranges:?}"
     );
 }
+
+#[test]
+fn a_frame_larger_than_a_piece_is_shipped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let db = Db::open(dir.path(), shipping(archive.clone())).unwrap();
+    // Random: it must not compress below the read window.
+    let mut big = vec![0u8; strongroom::format::USER_VALUE_MAX];
+    rand::fill(&mut big[..]);
+    db.tenant(TenantId(1)).put(b"big", &big).unwrap();
+    db.tenant(TenantId(1)).put(b"after", b"1").unwrap();
+    wait_shipped(&db);
+    db.close().unwrap();
+    let found = decrypt_archive(dir.path(), &options(), &*archive).unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().any(|d| d.key == b"big" && d.value == big));
+    // A zero interval would spin: refused.
+    let zero = options().archive(ArchiveOptions::new(archive).ship_interval(Duration::ZERO));
+    assert!(matches!(
+        Db::open(dir.path(), zero),
+        Err(Error::InvalidArgument(_))
+    ));
+}

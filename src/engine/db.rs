@@ -96,6 +96,11 @@ impl Db {
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
         }
+        if let Some(archive) = &options.archive
+            && (archive.ship_interval.is_zero() || archive.backup_interval == Some(Duration::ZERO))
+        {
+            return Err(Error::InvalidArgument("a zero ship or backup interval"));
+        }
         let files = Files::new(Arc::clone(&options.file_system));
         let lock = lock_data_dir(&files, path, options.create_if_missing)?;
         let keyring_dir = path.join(KEYRING_DIR);
@@ -646,7 +651,8 @@ fn spawn_ship_loop(
                     Ok(_) => interval,
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "ship: the archive is behind");
-                        (wait * 2).min((interval * 30).clamp(interval, SHIP_BACKOFF_MAX))
+                        let cap = interval.saturating_mul(30).min(SHIP_BACKOFF_MAX).max(interval);
+                        wait.saturating_mul(2).min(cap)
                     }
                 };
             }

@@ -30,13 +30,15 @@ use super::walk::{Stop, walk};
 use crate::archive::{Archive, object};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{LOG_ID_LEN, SEGMENT_HEADER_LEN, SHIPPED_FILE};
+use crate::format::{
+    FRAME_OVERHEAD, FRAME_PAYLOAD_MAX, LOG_ID_LEN, SEGMENT_HEADER_LEN, SHIPPED_FILE,
+};
 use crate::fs::Files;
 use crate::wal::frame::Mac;
 use crate::wal::segment::{self, SegmentHeader};
 
 /// Most frame bytes in one piece (a piece is read whole into memory, and
-/// sealed and put in one call).
+/// sealed and put in one call), unless one frame alone is larger.
 pub(crate) const PIECE_BYTES_MAX: usize = 16 << 20;
 
 /// Where shipping stands in the local log.
@@ -231,10 +233,19 @@ impl Shipper {
             // (it removes only segments the archive holds whole).
             return self.next_segment(position);
         }
-        let bytes = self
+        let mut bytes = self
             .files
             .read_at(&path, position.offset, PIECE_BYTES_MAX)?;
-        let (steps, stop) = walk(&self.mac_key, &bytes, &position.mac, durable_lsn);
+        let (mut steps, mut stop) = walk(&self.mac_key, &bytes, &position.mac, durable_lsn);
+        if steps.is_empty()
+            && stop == (Stop::Unreadable { at: 0 })
+            && let Some(len) = frame_len(&bytes).filter(|&len| len > bytes.len())
+        {
+            // One frame larger than the read window (a batch of more than
+            // 16 MiB): a piece of that frame alone.
+            bytes = self.files.read_at(&path, position.offset, len)?;
+            (steps, stop) = walk(&self.mac_key, &bytes, &position.mac, durable_lsn);
+        }
         let Some(last) = steps.last().copied() else {
             return match stop {
                 Stop::End => self.next_segment(position),
@@ -327,6 +338,12 @@ impl Shipper {
             Err(e) => tracing::warn!(error = %e, "ship: cannot measure the unshipped log"),
         }
     }
+}
+
+/// The length a frame's header states for it, if it is in range.
+fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let stated = u32::from_le_bytes(bytes.get(..4)?.try_into().expect("4 bytes")) as usize;
+    (stated <= FRAME_PAYLOAD_MAX).then_some(stated + FRAME_OVERHEAD)
 }
 
 fn read_header(files: &Files, path: &Path) -> Result<SegmentHeader> {
