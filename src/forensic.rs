@@ -27,7 +27,7 @@ use crate::ship::backup::{BackupManifest, Body};
 use crate::ship::names;
 use crate::store::key_codec;
 use crate::wal::entry::Op;
-use crate::wal::{read_log, read_piece};
+use crate::wal::{LogFrame, read_log, read_piece};
 
 /// Where a decrypted record was found.
 #[non_exhaustive]
@@ -70,29 +70,9 @@ pub fn decrypt_everything(path: &Path, options: &Options) -> Result<Vec<Decrypte
     } = Closed::open(path, options)?;
     let mut out = Vec::new();
     read_log(&files, &path.join(WAL_DIR), &mac_key, &log_id, |frame| {
-        for entry in &frame.entries {
-            if let Op::Put(sealed) = entry.op {
-                let found = Found::Log(frame.header.lsn);
-                out.extend(try_open(
-                    &keyring,
-                    entry.scope,
-                    &entry.token,
-                    sealed,
-                    found,
-                )?);
-            }
-        }
-        Ok(())
+        open_frame(&keyring, frame, Found::Log(frame.header.lsn), &mut out)
     })?;
-    let store =
-        rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), path.join(STORE_DIR), false)
-            .map_err(|e| Error::Store(e.into_string()))?;
-    for item in store.prefix_iterator([STORE_NS_DATA]) {
-        let (key, sealed) = item.map_err(|e| Error::Store(e.into_string()))?;
-        if let Some((scope, token)) = key_codec::decode_data_key(&key) {
-            out.extend(try_open(&keyring, scope, &token, &sealed, Found::Store)?);
-        }
-    }
+    open_store(&keyring, &path.join(STORE_DIR), Found::Store, &mut out)?;
     Ok(out)
 }
 
@@ -127,21 +107,7 @@ pub fn decrypt_archive(
             &piece,
             &mac_key,
             &log_id,
-            |frame| {
-                for entry in &frame.entries {
-                    if let Op::Put(sealed) = entry.op {
-                        let found = Found::Archive(frame.header.lsn);
-                        out.extend(try_open(
-                            &keyring,
-                            entry.scope,
-                            &entry.token,
-                            sealed,
-                            found,
-                        )?);
-                    }
-                }
-                Ok(())
-            },
+            |frame| open_frame(&keyring, frame, Found::Archive(frame.header.lsn), &mut out),
         )?;
     }
     Ok(out)
@@ -206,16 +172,9 @@ pub fn decrypt_backup(
             }
             files.write_atomic(&scratch.join(&file.name), &bytes)?;
         }
-        let store = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), scratch, false)
-            .map_err(|e| Error::Store(e.into_string()))?;
         let mut out = Vec::new();
         let at = Found::Backup(manifest.applied.lsn);
-        for item in store.prefix_iterator([STORE_NS_DATA]) {
-            let (key, sealed) = item.map_err(|e| Error::Store(e.into_string()))?;
-            if let Some((scope, token)) = key_codec::decode_data_key(&key) {
-                out.extend(try_open(&keyring, scope, &token, &sealed, at)?);
-            }
-        }
+        open_store(&keyring, scratch, at, &mut out)?;
         Ok(out)
     })();
     files.remove_dir_durable(scratch)?;
@@ -257,6 +216,35 @@ impl Closed {
             _lock: lock,
         })
     }
+}
+
+/// Every put of `frame` that the keys in hand open.
+fn open_frame(
+    keyring: &Keyring,
+    frame: &LogFrame<'_>,
+    found: Found,
+    out: &mut Vec<Decrypted>,
+) -> Result<()> {
+    for entry in &frame.entries {
+        if let Op::Put(sealed) = entry.op {
+            out.extend(try_open(keyring, entry.scope, &entry.token, sealed, found)?);
+        }
+    }
+    Ok(())
+}
+
+/// Every record of the RocksDB store in `dir` (opened read-only) that the
+/// keys in hand open.
+fn open_store(keyring: &Keyring, dir: &Path, found: Found, out: &mut Vec<Decrypted>) -> Result<()> {
+    let store = rocksdb::DB::open_for_read_only(&rocksdb::Options::default(), dir, false)
+        .map_err(|e| Error::Store(e.into_string()))?;
+    for item in store.prefix_iterator([STORE_NS_DATA]) {
+        let (key, sealed) = item.map_err(|e| Error::Store(e.into_string()))?;
+        if let Some((scope, token)) = key_codec::decode_data_key(&key) {
+            out.extend(try_open(keyring, scope, &token, &sealed, found)?);
+        }
+    }
+    Ok(())
 }
 
 fn try_open(

@@ -8,9 +8,9 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{all_files, options};
+use common::{all_files, options, wait_until};
 use strongroom::archive::{Archive, LocalArchive};
 use strongroom::forensic::{Found, backups, decrypt_backup};
 use strongroom::{ArchiveOptions, Db, Options, ShredOptions, SubjectId, TenantId};
@@ -140,35 +140,11 @@ fn backups_in_an_s3_bucket() {
 }
 
 #[test]
-fn a_database_whose_archive_holds_no_backup_takes_one_by_itself() {
+fn a_database_takes_its_first_backup_by_itself_and_no_second_at_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let archive_dir = tempfile::tempdir().unwrap();
     let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
-    let db = Db::open(
-        dir.path(),
-        options()
-            .archive(ArchiveOptions::new(archive.clone()).ship_interval(Duration::from_millis(50))),
-    )
-    .unwrap();
-    put_n(&db, 1, 0, 10);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !archive
-        .list("")
-        .unwrap()
-        .iter()
-        .any(|o| o.name.ends_with(".backup"))
-    {
-        assert!(Instant::now() < deadline, "no backup was taken");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    db.close().unwrap();
-}
-
-#[test]
-fn a_reopen_takes_no_backup_when_the_archive_holds_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let archive_dir = tempfile::tempdir().unwrap();
-    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    // The default schedule: hourly, and one at once if the archive has none.
     let open = || {
         Db::open(
             dir.path(),
@@ -188,11 +164,7 @@ fn a_reopen_takes_no_backup_when_the_archive_holds_one() {
     };
     let db = open();
     put_n(&db, 1, 0, 10);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count() == 0 {
-        assert!(Instant::now() < deadline, "no backup was taken");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("a first backup", Duration::from_millis(20), || count() > 0);
     db.close().unwrap();
     let db = open();
     std::thread::sleep(Duration::from_millis(500));

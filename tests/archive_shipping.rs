@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{all_files, options, segments};
+use common::{all_files, options, segments, wait_until};
 use strongroom::archive::{Archive, FaultyArchive, LocalArchive};
 use strongroom::forensic::{Found, decrypt_archive};
 use strongroom::{ArchiveOptions, Db, Error, Options, TenantId};
@@ -26,15 +26,17 @@ fn shipping(archive: Arc<dyn Archive>) -> Options {
 
 /// Waits (a bounded while) until the archive holds every committed frame.
 fn wait_shipped(db: &Db) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while db.archive_status().unwrap().shipped_lsn < db.last_lsn() {
-        assert!(
-            Instant::now() < deadline,
-            "shipping did not catch up: {:?}",
-            db.archive_status()
-        );
-        std::thread::sleep(INTERVAL / 2);
-    }
+    wait_until("shipping every committed frame", INTERVAL / 2, || {
+        db.archive_status().unwrap().shipped_lsn >= db.last_lsn()
+    });
+}
+
+/// Shipping to `archive` only when asked (`Db::ship_now`) or when a segment
+/// rolls: an hour's interval.
+fn shipping_when_asked(archive: Arc<dyn Archive>) -> Options {
+    options()
+        .segment_bytes_max(8 << 10)
+        .archive(ArchiveOptions::new(archive).ship_interval(Duration::from_secs(3600)))
 }
 
 /// The LSN ranges of the archive's pieces, in order.
@@ -193,11 +195,9 @@ fn an_archive_that_is_down_keeps_segments_holds_writes_at_the_budget_and_catches
     faulty.set_down(false);
     wait_shipped(&db);
     assert!(db.archive_status().unwrap().shipped_lsn >= unshipped_lsn);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tenant.put(b"after", b"2").is_err() {
-        assert!(Instant::now() < deadline, "writes not taken again");
-        std::thread::sleep(INTERVAL);
-    }
+    wait_until("writes taken again", INTERVAL, || {
+        tenant.put(b"after", b"2").is_ok()
+    });
     db.flush().unwrap();
     assert!(
         segments(dir.path()).len() <= 2,
@@ -262,14 +262,7 @@ fn shipping_goes_on_after_a_checkpoint_removed_the_segment_it_stood_in() {
     let dir = tempfile::tempdir().unwrap();
     let archive_dir = tempfile::tempdir().unwrap();
     let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
-    // Shipping only when asked.
-    let db = Db::open(
-        dir.path(),
-        options()
-            .segment_bytes_max(8 << 10)
-            .archive(ArchiveOptions::new(archive.clone()).ship_interval(Duration::from_secs(3600))),
-    )
-    .unwrap();
+    let db = Db::open(dir.path(), shipping_when_asked(archive.clone())).unwrap();
     let tenant = db.tenant(TenantId(1));
     // Each write shipped at once, until one starts a new segment: the one
     // before is then archived whole, and the shipper stands at its end.
@@ -299,13 +292,7 @@ fn a_rolled_segment_is_shipped_at_once_not_at_the_next_interval() {
     let dir = tempfile::tempdir().unwrap();
     let archive_dir = tempfile::tempdir().unwrap();
     let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
-    let db = Db::open(
-        dir.path(),
-        options()
-            .segment_bytes_max(8 << 10)
-            .archive(ArchiveOptions::new(archive.clone()).ship_interval(Duration::from_secs(3600))),
-    )
-    .unwrap();
+    let db = Db::open(dir.path(), shipping_when_asked(archive)).unwrap();
     let tenant = db.tenant(TenantId(1));
     let mut before_roll = 0;
     while segments(dir.path()).len() < 2 {
@@ -315,14 +302,11 @@ fn a_rolled_segment_is_shipped_at_once_not_at_the_next_interval() {
             .unwrap();
     }
     assert!(before_roll > 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while db.archive_status().unwrap().shipped_lsn.0 < before_roll {
-        assert!(
-            Instant::now() < deadline,
-            "the rolled segment was not shipped"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        "shipping the rolled segment",
+        Duration::from_millis(5),
+        || db.archive_status().unwrap().shipped_lsn.0 >= before_roll,
+    );
     db.close().unwrap();
 }
 

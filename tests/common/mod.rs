@@ -10,6 +10,20 @@ use strongroom::{Db, Options};
 
 pub mod garage;
 
+/// Waits until `done` holds, checking every `poll`, for at most 20 s (then
+/// fails, saying `what` did not happen): for background work (shipping,
+/// backups) whose moment the test does not choose.
+pub fn wait_until(what: &str, poll: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen within 20 s"
+        );
+        std::thread::sleep(poll);
+    }
+}
+
 pub const KEY: [u8; 32] = [0x5a; 32];
 
 pub fn options() -> Options {
