@@ -65,7 +65,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An archive in an S3-compatible bucket.
 pub struct S3Archive {
     store: Arc<dyn ObjectStore>,
-    runtime: tokio::runtime::Runtime,
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
     /// `bucket/prefix`, for messages.
     place: String,
 }
@@ -91,14 +92,30 @@ impl S3Archive {
         let mut client = ClientOptions::new()
             .with_timeout(CALL_TIMEOUT)
             .with_connect_timeout(CONNECT_TIMEOUT);
-        if let Some(endpoint) = &config.endpoint {
-            if endpoint.starts_with("http://") {
-                if !is_loopback(endpoint) {
+        // The endpoint from the config or the environment, checked here
+        // (and `AWS_ALLOW_HTTP` ignored: the client options below replace
+        // the environment's).
+        let endpoint = config.endpoint.clone().or_else(|| {
+            ["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|var| std::env::var(var).ok())
+        });
+        if let Some(endpoint) = &endpoint {
+            let url = url::Url::parse(endpoint)
+                .map_err(|e| ArchiveError::Config(format!("endpoint {endpoint:?}: {e}")))?;
+            match url.scheme() {
+                "https" => {}
+                "http" if is_loopback(&url) => client = client.with_allow_http(true),
+                "http" => {
                     return Err(ArchiveError::Config(format!(
                         "plain HTTP is allowed for a loopback endpoint only, not {endpoint}"
                     )));
                 }
-                client = client.with_allow_http(true);
+                other => {
+                    return Err(ArchiveError::Config(format!(
+                        "endpoint {endpoint:?}: scheme {other:?} is neither https nor http"
+                    )));
+                }
             }
             builder = builder.with_endpoint(endpoint);
         }
@@ -130,7 +147,7 @@ impl S3Archive {
             .map_err(|e| ArchiveError::Config(format!("archive runtime: {e}")))?;
         Ok(S3Archive {
             store,
-            runtime,
+            runtime: Some(runtime),
             place: format!("{}/{}", config.bucket, config.prefix),
         })
     }
@@ -138,7 +155,8 @@ impl S3Archive {
     /// Runs `call` on the archive's runtime and waits for it.
     fn run<T: Send + 'static>(&self, call: impl Future<Output = T> + Send + 'static) -> T {
         let (done, result) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        let runtime = self.runtime.as_ref().expect("set until dropped");
+        runtime.spawn(async move {
             // The receiver waits until this sends.
             let _ = done.send(call.await);
         });
@@ -148,18 +166,26 @@ impl S3Archive {
     }
 }
 
-/// Whether `url`'s host is a loopback address.
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+impl Drop for S3Archive {
+    fn drop(&mut self) {
+        // Without waiting: dropping a runtime blocks, and panics when done
+        // from an async context (an application that drops its `Db` in a
+        // task). No call is in flight: each waits for its end.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Whether `url`'s host is a loopback address (the host as a URL parser
+/// reads it: user info and ports are not the host).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn object_error(op: ArchiveOp, name: &str, e: object_store::Error) -> ArchiveError {
@@ -230,6 +256,7 @@ impl Archive for S3Archive {
             .map(|meta| ObjectInfo {
                 name: meta.location.to_string(),
                 size: meta.size,
+                modified: Some(meta.last_modified.into()),
             })
             // An object of another name is not one of ours.
             .filter(|o| check_name(&o.name).is_ok())
@@ -253,6 +280,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_archive_dropped_inside_an_async_task_does_not_panic() {
+        let config = S3Config {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            bucket: "b".into(),
+            region: Some("garage".into()),
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            ..S3Config::default()
+        };
+        let archive = S3Archive::new(&config).unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async move { drop(archive) });
+    }
+
+    #[test]
     fn plain_http_is_for_loopback_only() {
         for yes in [
             "http://127.0.0.1:3900",
@@ -260,24 +304,34 @@ mod tests {
             "http://[::1]:3900",
             "http://127.0.0.2",
         ] {
-            assert!(is_loopback(yes), "{yes}");
+            assert!(is_loopback(&url::Url::parse(yes).unwrap()), "{yes}");
         }
         for no in [
             "http://10.0.0.1:3900",
             "http://example.com",
             "http://127.0.0.1.example.com",
+            "http://127.0.0.1@example.com",
+            "http://localhost:3900@example.com/",
+            "http://[::1]@example.com",
         ] {
-            assert!(!is_loopback(no), "{no}");
+            assert!(!is_loopback(&url::Url::parse(no).unwrap()), "{no}");
         }
-        let config = S3Config {
-            endpoint: Some("http://s3.example.com".into()),
-            bucket: "b".into(),
-            region: Some("garage".into()),
-            ..S3Config::default()
-        };
-        assert!(matches!(
-            S3Archive::new(&config),
-            Err(ArchiveError::Config(_))
-        ));
+        for refused in [
+            "http://s3.example.com",
+            "http://127.0.0.1@example.com",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            let config = S3Config {
+                endpoint: Some(refused.into()),
+                bucket: "b".into(),
+                region: Some("garage".into()),
+                ..S3Config::default()
+            };
+            assert!(
+                matches!(S3Archive::new(&config), Err(ArchiveError::Config(_))),
+                "{refused}"
+            );
+        }
     }
 }
