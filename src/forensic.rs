@@ -134,6 +134,8 @@ pub fn backups(
 /// that the keyring of the database at `path` still has a key for: the
 /// backup's files are fetched and opened (every object's seal checked) into
 /// folder `scratch` (created, and removed after), and its store read there.
+/// A `scratch` that holds anything already is refused (`InvalidArgument`):
+/// this never removes what it did not write.
 pub fn decrypt_backup(
     path: &Path,
     options: &Options,
@@ -153,7 +155,13 @@ pub fn decrypt_backup(
         backup,
         &archive_object::open(&archive_key, backup, &sealed)?,
     )?;
-    files.remove_dir_durable(scratch)?;
+    let in_use =
+        files.is_file(scratch)? || (files.is_dir(scratch)? && !files.list(scratch)?.is_empty());
+    if in_use {
+        return Err(Error::InvalidArgument(
+            "the scratch folder for a backup must be new or empty",
+        ));
+    }
     files.create_dir_durable(scratch)?;
     let found = (|| {
         for file in &manifest.files {

@@ -68,6 +68,23 @@ fn backups_keep_the_store_incrementally_sealed_and_shreds_reach_them(
     let listed = backups(dir.path(), &options(), &*archive).unwrap();
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[0].1, first.applied_lsn.0);
+    // A scratch folder that holds anything is not the caller's to lose.
+    std::fs::create_dir(scratch.path().join("mine")).unwrap();
+    std::fs::write(scratch.path().join("mine/keep"), b"x").unwrap();
+    assert!(matches!(
+        decrypt_backup(
+            dir.path(),
+            &options(),
+            &*archive,
+            &listed[0].0,
+            &scratch.path().join("mine")
+        ),
+        Err(strongroom::Error::InvalidArgument(_))
+    ));
+    assert_eq!(
+        std::fs::read(scratch.path().join("mine/keep")).unwrap(),
+        b"x"
+    );
     let read = |name: &str| {
         decrypt_backup(
             dir.path(),
@@ -140,16 +157,18 @@ fn backups_in_an_s3_bucket() {
 }
 
 #[test]
-fn a_database_takes_its_first_backup_by_itself_and_no_second_at_reopen() {
+fn a_database_backs_up_on_its_schedule_across_short_lived_opens() {
     let dir = tempfile::tempdir().unwrap();
     let archive_dir = tempfile::tempdir().unwrap();
     let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
-    // The default schedule: hourly, and one at once if the archive has none.
+    let interval = Duration::from_secs(2);
     let open = || {
         Db::open(
             dir.path(),
             options().archive(
-                ArchiveOptions::new(archive.clone()).ship_interval(Duration::from_millis(50)),
+                ArchiveOptions::new(archive.clone())
+                    .ship_interval(Duration::from_millis(50))
+                    .backup_interval(Some(interval)),
             ),
         )
         .unwrap()
@@ -162,12 +181,34 @@ fn a_database_takes_its_first_backup_by_itself_and_no_second_at_reopen() {
             .filter(|o| o.name.ends_with(".backup"))
             .count()
     };
+    // An archive without a backup gets one at once.
+    let db = open();
+    wait_until("a first backup", Duration::from_millis(20), || count() == 1);
+    let first = std::time::Instant::now();
+    db.close().unwrap();
+    // Opened again before the interval is up: none.
     let db = open();
     put_n(&db, 1, 0, 10);
-    wait_until("a first backup", Duration::from_millis(20), || count() > 0);
+    std::thread::sleep(Duration::from_millis(300));
     db.close().unwrap();
+    assert_eq!(count(), 1);
+    // Opened after it, with writes since the newest: one at once, though
+    // this process has not lived an interval (it lives under one here).
+    std::thread::sleep(
+        (first + interval + Duration::from_millis(200))
+            .saturating_duration_since(std::time::Instant::now()),
+    );
+    let db = open();
+    let opened = std::time::Instant::now();
+    while count() < 2 && opened.elapsed() < interval / 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    db.close().unwrap();
+    assert_eq!(count(), 2, "the backup was due at open");
+    // Due again, but nothing was written since: none.
+    std::thread::sleep(interval + Duration::from_millis(200));
     let db = open();
     std::thread::sleep(Duration::from_millis(500));
     db.close().unwrap();
-    assert_eq!(count(), 1);
+    assert_eq!(count(), 2);
 }
