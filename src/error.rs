@@ -194,6 +194,11 @@ pub enum Error {
         /// The budget.
         budget_bytes: u64,
     },
+    /// The database is closing: a long operation (a backup) was stopped
+    /// between two of its steps. Nothing it did is lost or half-visible (a
+    /// backup exists only once its manifest does).
+    #[error("the database is closing: the operation was stopped")]
+    Closing,
     /// An archive call failed.
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),

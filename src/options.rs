@@ -93,8 +93,10 @@ pub struct ArchiveOptions {
     /// so that an archive that is down never fills the disk. Default 1 GiB.
     pub unshipped_bytes_max: u64,
     /// How often a base backup is taken (`None`: only on demand, with
-    /// [`crate::Db::backup_now`]). One is taken soon after open when the
-    /// archive holds none yet. Default 1 hour.
+    /// [`crate::Db::backup_now`]): one is taken when the newest in the
+    /// archive is this old (by its put time, so short-lived processes keep
+    /// the schedule too; at once after open when there is none) and the
+    /// store has changed since it. Default 1 hour.
     pub backup_interval: Option<Duration>,
 }
 

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{all_files, options, segments, wait_until};
-use strongroom::archive::{Archive, FaultyArchive, LocalArchive};
+use common::{all_files, copy_dir, options, segments, wait_until};
+use strongroom::archive::{Archive, ArchiveError, ArchiveOp, FaultyArchive, LocalArchive};
 use strongroom::forensic::{Found, decrypt_archive};
 use strongroom::{ArchiveOptions, Db, Error, Options, TenantId};
 
@@ -255,6 +255,78 @@ fn a_crash_between_a_put_and_its_record_ships_nothing_twice() {
         ranges.windows(2).all(|w| w[0].1 + 1 == w[1].0),
         "{ranges:?}"
     );
+}
+
+#[test]
+fn a_close_does_not_wait_on_an_archive_that_is_down_and_the_next_open_ships_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyArchive::new(Arc::new(LocalArchive::new(
+        archive_dir.path(),
+    ))));
+    // Passes only when asked, so the calls counted are this test's.
+    let db = Db::open(dir.path(), shipping_when_asked(faulty.clone())).unwrap();
+    db.tenant(TenantId(1)).put(b"a", b"1").unwrap();
+    db.ship_now().unwrap();
+    faulty.set_down(true);
+    db.tenant(TenantId(1)).put(b"b", b"2").unwrap();
+    assert!(db.ship_now().is_err());
+    let last = db.last_lsn();
+    let tried = faulty.calls(ArchiveOp::Put);
+    db.close().unwrap();
+    assert_eq!(
+        faulty.calls(ArchiveOp::Put),
+        tried,
+        "no last pass at close while the archive is down"
+    );
+    faulty.set_down(false);
+    let db = Db::open(dir.path(), shipping(faulty.clone())).unwrap();
+    wait_until("the rest shipped", INTERVAL, || {
+        db.archive_status().unwrap().shipped_lsn >= last
+    });
+    db.close().unwrap();
+}
+
+#[test]
+fn a_copy_of_the_database_that_wrote_its_own_frames_is_not_taken_for_the_archive_it_ships_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let put = |db: &Db, prefix: &str| {
+        for i in 0..20 {
+            db.tenant(TenantId(1))
+                .put(format!("{prefix}{i}").as_bytes(), b"v")
+                .unwrap();
+        }
+    };
+    let db = Db::open(dir.path(), shipping(archive.clone())).unwrap();
+    put(&db, "a");
+    wait_shipped(&db);
+    db.close().unwrap();
+    copy_dir(dir.path(), copy.path());
+    // The original goes on and ships frames 21..=40.
+    let db = Db::open(dir.path(), shipping(archive.clone())).unwrap();
+    put(&db, "b");
+    wait_shipped(&db);
+    db.close().unwrap();
+    // The copy writes other frames 21..=40 while not shipping, then is
+    // pointed at the same archive: the pieces there under its names are
+    // not its frames.
+    let db = Db::open(copy.path(), options()).unwrap();
+    put(&db, "x");
+    db.close().unwrap();
+    match Db::open(copy.path(), shipping(archive.clone())) {
+        Err(Error::Archive(ArchiveError::Corrupt { name, .. })) => {
+            assert!(name.ends_with("-00000000000000000040.seg"), "{name}")
+        }
+        other => panic!("expected the archive's piece named: {:?}", other.map(drop)),
+    }
+    // The original still opens and ships.
+    let db = Db::open(dir.path(), shipping(archive.clone())).unwrap();
+    put(&db, "c");
+    wait_shipped(&db);
+    db.close().unwrap();
 }
 
 #[test]

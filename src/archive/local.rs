@@ -56,7 +56,12 @@ impl LocalArchive {
             } else if !entry.ends_with(TMP_SUFFIX) && check_name(&name).is_ok() {
                 // A file of another name is not an object of ours.
                 let size = self.files.len(&path)?;
-                out.push(ObjectInfo { name, size });
+                let modified = self.files.modified(&path)?;
+                out.push(ObjectInfo {
+                    name,
+                    size,
+                    modified,
+                });
             }
         }
         Ok(())

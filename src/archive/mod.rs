@@ -66,6 +66,8 @@ pub struct ObjectInfo {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When it was put, by the archive's clock, if the archive says.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// What went wrong with an archive call.

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub(crate) struct Inner {
     unshipped_bytes_max: u64,
     /// Wakes the shipping thread early.
     ship_wake: Arc<ShipWake>,
+    /// Set when the database starts closing: long background work (a
+    /// backup, a shipping pass) stops between two of its uploads.
+    stopping: AtomicBool,
     /// One maintenance pass at a time (the background thread's, or a
     /// caller's `run_maintenance`), so no work is done twice at once.
     maintenance: Mutex<()>,
@@ -180,7 +184,18 @@ impl Db {
                 log_id,
                 mac_key,
             )?),
-            None => None,
+            None => {
+                if let Some(shipped) = crate::ship::shipped::Shipped::read(&files, path)? {
+                    // The operator's choice, but not a silent one: what this
+                    // open writes and checkpoints away never reaches the
+                    // archive, which will have a gap after this LSN.
+                    tracing::warn!(
+                        shipped_lsn = shipped.lsn,
+                        "this database ships to an archive but is opened without one: its log from here on will be missing from the archive"
+                    );
+                }
+                None
+            }
         };
         let known_us = match store.clock_seen()? {
             0 => replayed
@@ -212,6 +227,7 @@ impl Db {
                 .as_ref()
                 .map_or(u64::MAX, |a| a.unshipped_bytes_max),
             ship_wake: Arc::default(),
+            stopping: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             _lock: lock,
         });
@@ -326,10 +342,22 @@ impl Db {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
         }
+        self.inner.stopping.store(true, Ordering::SeqCst);
         self.background.stop();
         self.sync()?;
-        if let Err(e) = self.inner.ship() {
-            tracing::warn!(error = %e, "close: the log's last frames are not archived yet");
+        // A last pass, unless the archive was unreachable at the last one
+        // (its timeouts would hold the close): the next open ships the rest.
+        if let Some(shipper) = &self.inner.shipper {
+            let durable = self.inner.commit.synced_lsn();
+            if !shipper.reachable() {
+                tracing::warn!(
+                    shipped_lsn = shipper.shipped_lsn(),
+                    durable_lsn = durable,
+                    "close: the archive was unreachable at the last pass; the next open ships the rest"
+                );
+            } else if let Err(e) = shipper.ship(durable, &AtomicBool::new(false)) {
+                tracing::warn!(error = %e, "close: the log's last frames are not archived yet");
+            }
         }
         let anchored = self.inner.keyring.anchor_pending();
         let noted = self.inner.note_evidence();
@@ -349,7 +377,21 @@ impl Drop for Db {
 impl Inner {
     fn maintain(&self, budget: Option<Duration>) -> Result<()> {
         let _one_at_a_time = self.maintenance.lock();
-        if !self.commit.writer().lock().sealed_segments().is_empty() {
+        // A flush only when it lets a segment go: while the archive is
+        // behind, the oldest sealed segment must wait for it, not for a
+        // flush (one every pass would pile up tiny SST files).
+        let oldest_sealed = self
+            .commit
+            .writer()
+            .lock()
+            .sealed_segments()
+            .first()
+            .map(|s| s.last_lsn.unwrap_or(0));
+        let shipped = self
+            .shipper
+            .as_ref()
+            .map_or(u64::MAX, Shipper::shipped_lsn);
+        if oldest_sealed.is_some_and(|last| last <= shipped) {
             self.checkpoint()?;
         }
         self.complete_due_shreds()?;
@@ -373,7 +415,7 @@ impl Inner {
     /// archive). Returns how many pieces it put.
     pub(crate) fn ship(&self) -> Result<usize> {
         match &self.shipper {
-            Some(shipper) => shipper.ship(self.commit.synced_lsn()),
+            Some(shipper) => shipper.ship(self.commit.synced_lsn(), &self.stopping),
             None => Ok(0),
         }
     }
@@ -383,10 +425,41 @@ impl Inner {
         let Some(backups) = &self.backups else {
             return Err(Error::InvalidArgument("no archive to back up to"));
         };
-        backups.take(|dir| {
-            let _held = self.commit.exclusive()?;
-            checkpoint_store(&self.store, dir)
-        })
+        backups.take(
+            |dir| {
+                let _held = self.commit.exclusive()?;
+                checkpoint_store(&self.store, dir)
+            },
+            &self.stopping,
+        )
+    }
+
+    /// The backup schedule: takes a backup if the newest in the archive is
+    /// `interval` old or more (by the archive's clock, so a process shorter
+    /// than the interval does not skip backups) and the store has moved
+    /// since it; returns the wait until the next is due.
+    fn scheduled_backup(&self, interval: Duration) -> Result<Duration> {
+        let Some(backups) = &self.backups else {
+            return Ok(interval);
+        };
+        if let Some(newest) = backups.newest()? {
+            // An archive that does not say when is taken as due; a put
+            // dated in the future, as just taken.
+            let age = newest.modified.map_or(interval, |at| {
+                std::time::SystemTime::now()
+                    .duration_since(at)
+                    .unwrap_or_default()
+            });
+            if age < interval {
+                return Ok(interval - age);
+            }
+            if newest.applied_lsn >= self.commit.applied_lsn() {
+                // Nothing since it: the backup it would take is the same.
+                return Ok(interval);
+            }
+        }
+        self.backup()?;
+        Ok(interval)
     }
 
     /// Refuses writes while more of the log than the budget is unshipped.
@@ -510,32 +583,22 @@ impl Background {
             &stop,
             MAINTENANCE_POLL,
             MAINTENANCE_POLL,
-            |inner| inner.maintain(Some(ROTATION_BUDGET)),
+            |inner| {
+                inner
+                    .maintain(Some(ROTATION_BUDGET))
+                    .map(|()| MAINTENANCE_POLL)
+            },
         )];
         if let Some(archive) = &options.archive {
             threads.push(spawn_ship_loop(inner, &stop, archive.ship_interval));
             if let Some(interval) = archive.backup_interval {
-                // One at once if the archive holds no backup yet (the first
-                // call, right away), then one every interval.
-                let first = std::sync::atomic::AtomicBool::new(true);
                 threads.push(spawn_loop(
                     "strongroom-backup",
                     inner,
                     &stop,
                     Duration::ZERO,
-                    interval,
-                    move |inner| {
-                        let first = first.swap(false, std::sync::atomic::Ordering::SeqCst);
-                        if first
-                            && inner
-                                .backups
-                                .as_ref()
-                                .is_some_and(|b| b.any().unwrap_or(true))
-                        {
-                            return Ok(());
-                        }
-                        inner.backup().map(drop)
-                    },
+                    interval.min(BACKUP_RETRY),
+                    move |inner| inner.scheduled_backup(interval),
                 ));
             }
         }
@@ -546,7 +609,7 @@ impl Background {
                 &stop,
                 interval,
                 interval,
-                |inner| inner.commit.sync(),
+                move |inner| inner.commit.sync().map(|()| interval),
             ));
         }
         Background {
@@ -566,13 +629,15 @@ impl Background {
     }
 }
 
+/// A background thread: `work` first after `first`, then after the wait
+/// each run returns (after `retry` when it fails), until stopped.
 fn spawn_loop(
     name: &str,
     inner: &Arc<Inner>,
     stop: &Arc<(Mutex<bool>, Condvar)>,
     first: Duration,
-    every: Duration,
-    work: impl Fn(&Inner) -> Result<()> + Send + 'static,
+    retry: Duration,
+    work: impl Fn(&Inner) -> Result<Duration> + Send + 'static,
 ) -> JoinHandle<()> {
     let inner = Arc::clone(inner);
     let stop = Arc::clone(stop);
@@ -581,24 +646,27 @@ fn spawn_loop(
         .name(name.into())
         .spawn(move || {
             let (lock, cv) = &*stop;
-            // The first run after `first`, the others every `every`.
             let mut wait = first;
             let mut stopped = lock.lock();
             while !*stopped {
                 cv.wait_for(&mut stopped, wait);
-                wait = every;
                 if *stopped {
                     break;
                 }
                 drop(stopped);
-                if let Err(e) = work(&inner) {
+                wait = work(&inner).unwrap_or_else(|e| {
                     tracing::warn!(thread = %thread_name, error = %e, "background work failed");
-                }
+                    retry
+                });
                 stopped = lock.lock();
             }
         })
         .expect("spawning a background thread")
 }
+
+/// Wait before a scheduled backup that failed is tried again (or the
+/// backup interval, if shorter).
+const BACKUP_RETRY: Duration = Duration::from_secs(60);
 
 /// Longest wait between two tries while the archive fails: 30 intervals,
 /// at most this long.

@@ -479,6 +479,11 @@ impl FileSystem for FaultyFileSystem {
         OsFileSystem.len(path)
     }
 
+    fn modified(&self, path: &Path) -> io::Result<Option<std::time::SystemTime>> {
+        self.state.lock().check_power().map_err(fault_error)?;
+        OsFileSystem.modified(path)
+    }
+
     fn kind(&self, path: &Path) -> io::Result<Option<Kind>> {
         self.state.lock().check_power().map_err(fault_error)?;
         OsFileSystem.kind(path)

@@ -64,6 +64,12 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn len(&self, path: &Path) -> io::Result<u64> {
         Ok(self.read(path)?.len() as u64)
     }
+    /// When file `path` was last written, if the file system says (the
+    /// default does not).
+    fn modified(&self, path: &Path) -> io::Result<Option<std::time::SystemTime>> {
+        let _ = path;
+        Ok(None)
+    }
     /// The paths of a folder's entries, in no particular order.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
     /// Renames a file, replacing `to` if it exists.
@@ -171,6 +177,11 @@ impl Files {
     /// The length of file `path` in bytes.
     pub(crate) fn len(&self, path: &Path) -> Result<u64> {
         self.0.len(path).at(path)
+    }
+
+    /// When file `path` was last written, if the file system says.
+    pub(crate) fn modified(&self, path: &Path) -> Result<Option<std::time::SystemTime>> {
+        self.0.modified(path).at(path)
     }
 
     pub(crate) fn is_file(&self, path: &Path) -> Result<bool> {

@@ -71,6 +71,10 @@ impl FileSystem for OsFileSystem {
         Ok(fs::metadata(path)?.len())
     }
 
+    fn modified(&self, path: &Path) -> io::Result<Option<std::time::SystemTime>> {
+        Ok(fs::metadata(path)?.modified().ok())
+    }
+
     fn kind(&self, path: &Path) -> io::Result<Option<Kind>> {
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => Ok(Some(Kind::Dir)),

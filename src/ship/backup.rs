@@ -19,13 +19,14 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
 use super::names;
 use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
-use crate::error::{CorruptionKind, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
     BACKUP_MAGIC, BACKUP_VERSION, CHECKPOINT_DIR, LOG_ID_LEN, MAC_LEN, SST_SUFFIX,
 };
@@ -199,6 +200,14 @@ pub struct BackupInfo {
     pub bytes_uploaded: u64,
 }
 
+/// The newest backup in the archive, as its listing shows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Newest {
+    pub(crate) applied_lsn: u64,
+    /// When it was put, if the archive says.
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+
 /// Takes backups of one database into its archive.
 pub(crate) struct Backups {
     archive: Arc<dyn Archive>,
@@ -232,27 +241,37 @@ impl Backups {
         }
     }
 
-    /// Whether the archive holds a backup of this history.
-    pub(crate) fn any(&self) -> Result<bool> {
-        Ok(!self
+    /// The newest backup of this history in the archive, by applied LSN
+    /// (the latest put among those at one LSN).
+    pub(crate) fn newest(&self) -> Result<Option<Newest>> {
+        Ok(self
             .archive
             .list(&names::backup_folder(&self.log_id))?
-            .is_empty())
+            .into_iter()
+            .filter_map(|o| {
+                Some(Newest {
+                    applied_lsn: names::parse_backup(&o.name)?,
+                    modified: o.modified,
+                })
+            })
+            .max_by_key(|n| (n.applied_lsn, n.modified)))
     }
 
     /// Takes a backup: `checkpoint` makes a RocksDB checkpoint of the store
     /// in the folder it is given and returns the store's applied frame at
-    /// that moment (the caller holds appends and applies meanwhile).
+    /// that moment (the caller holds appends and applies meanwhile). Stops
+    /// with [`Error::Closing`] between two uploads once `stop` is set.
     pub(crate) fn take(
         &self,
         checkpoint: impl FnOnce(&Path) -> Result<Applied>,
+        stop: &AtomicBool,
     ) -> Result<BackupInfo> {
         // One at a time: the known set and the checkpoint folder are shared.
         let mut known = self.known.lock();
         let dir = self.data_dir.join(CHECKPOINT_DIR);
         self.files.remove_dir_durable(&dir)?;
         let applied = checkpoint(&dir)?;
-        let result = self.upload(&dir, applied, &mut known);
+        let result = self.upload(&dir, applied, &mut known, stop);
         if let Err(e) = self.files.remove_dir_durable(&dir) {
             tracing::warn!(error = %e, "backup: cannot remove the checkpoint folder");
         }
@@ -264,6 +283,7 @@ impl Backups {
         dir: &Path,
         applied: Applied,
         known: &mut Option<HashSet<String>>,
+        stop: &AtomicBool,
     ) -> Result<BackupInfo> {
         if known.is_none() {
             let listed = self.archive.list(&names::sst_folder(&self.log_id))?;
@@ -275,6 +295,9 @@ impl Backups {
         let mut files = Vec::with_capacity(names_in_dir.len());
         let (mut uploaded, mut bytes_uploaded) = (0, 0);
         for name in names_in_dir {
+            if stop.load(Ordering::SeqCst) {
+                return Err(Error::Closing);
+            }
             let bytes = self.files.read(&dir.join(&name))?;
             let size = bytes.len() as u64;
             let body = if name.ends_with(SST_SUFFIX) {

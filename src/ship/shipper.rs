@@ -20,14 +20,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
 use super::names;
 use super::shipped::Shipped;
 use super::walk::{Stop, walk};
-use crate::archive::{Archive, object};
+use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
@@ -35,6 +35,7 @@ use crate::format::{
 };
 use crate::fs::Files;
 use crate::wal::frame::Mac;
+use crate::wal::read_piece;
 use crate::wal::segment::{self, SegmentHeader};
 
 /// Most frame bytes in one piece (a piece is read whole into memory, and
@@ -65,6 +66,10 @@ pub(crate) struct Shipper {
     position: Mutex<Position>,
     shipped_lsn: AtomicU64,
     unshipped_bytes: AtomicU64,
+    /// Whether the last pass reached the archive (close ships a last time
+    /// only then: an unreachable archive must not hold a close for the
+    /// length of its timeouts).
+    reachable: AtomicBool,
 }
 
 impl Shipper {
@@ -116,6 +121,8 @@ impl Shipper {
         // from opening: shipping goes on from the record (a piece put but
         // not recorded is then put again, with the same frames, under a name
         // of its own: a reader skips the frames it has).
+        let from_record = lsn;
+        let mut adopted = None;
         loop {
             let (segment, _) = holder(lsn);
             let listed = match archive.list(&names::piece_folder(&log_id, segment)) {
@@ -126,14 +133,30 @@ impl Shipper {
                 }
             };
             let next = listed
-                .iter()
-                .filter_map(|o| names::parse_piece(&o.name))
-                .filter(|(first, _)| *first == lsn + 1)
-                .map(|(_, last)| last)
+                .into_iter()
+                .filter_map(|o| Some((names::parse_piece(&o.name)?, o.name)))
+                .filter(|((first, _), _)| Some(*first) == lsn.checked_add(1))
                 .max();
             match next {
-                Some(last) => lsn = last,
+                Some(((_, last), name)) => {
+                    lsn = last;
+                    adopted = Some(name);
+                }
                 None => break,
+            }
+        }
+        // The last piece adopted must end with this log's frame: a piece
+        // of the same name from another history (a copy of this database
+        // shipping too) must not be taken for ours.
+        let mut adopted_mac = None;
+        if let Some(name) = &adopted {
+            match last_mac_of_piece(&*archive, &key, &mac_key, &log_id, name) {
+                Ok(mac) => adopted_mac = Some((name.clone(), mac)),
+                Err(Error::Archive(e)) if e.is_transient() => {
+                    tracing::warn!(error = %e, "ship: a piece listed at open cannot be read; going on from the local record");
+                    lsn = from_record;
+                }
+                Err(e) => return Err(e),
             }
         }
         // Its place in the local log, and the MAC of frame lsn.
@@ -158,6 +181,14 @@ impl Shipper {
                             0,
                             CorruptionKind::MacChain,
                         ));
+                    }
+                    if let Some((name, _)) = adopted_mac.filter(|(_, mac)| *mac != last.mac) {
+                        return Err(ArchiveError::Corrupt {
+                            name,
+                            offset: 0,
+                            kind: CorruptionKind::MacChain,
+                        }
+                        .into());
                     }
                     mac = last.mac;
                     offset += last.end as u64;
@@ -193,6 +224,7 @@ impl Shipper {
             position: Mutex::new(position),
             shipped_lsn: AtomicU64::new(lsn),
             unshipped_bytes: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
         })
     }
 
@@ -206,13 +238,19 @@ impl Shipper {
         self.unshipped_bytes.load(Ordering::SeqCst)
     }
 
-    /// Ships every frame up to `durable_lsn` (the log is synced through it).
-    /// Returns how many pieces it put. One pass at a time.
-    pub(crate) fn ship(&self, durable_lsn: u64) -> Result<usize> {
+    /// Whether the last pass reached the archive.
+    pub(crate) fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::SeqCst)
+    }
+
+    /// Ships every frame up to `durable_lsn` (the log is synced through it),
+    /// piece by piece until done or `stop` is set. Returns how many pieces
+    /// it put. One pass at a time.
+    pub(crate) fn ship(&self, durable_lsn: u64, stop: &AtomicBool) -> Result<usize> {
         let mut position = self.position.lock();
         let mut pieces = 0;
         let result = (|| {
-            while position.lsn < durable_lsn {
+            while position.lsn < durable_lsn && !stop.load(Ordering::SeqCst) {
                 if !self.ship_piece(&mut position, durable_lsn)? {
                     break;
                 }
@@ -220,6 +258,8 @@ impl Shipper {
             }
             Ok(pieces)
         })();
+        self.reachable
+            .store(!matches!(result, Err(Error::Archive(_))), Ordering::SeqCst);
         self.measure_unshipped(&position);
         result
     }
@@ -338,6 +378,30 @@ impl Shipper {
             Err(e) => tracing::warn!(error = %e, "ship: cannot measure the unshipped log"),
         }
     }
+}
+
+/// The MAC of the last frame of the piece `name` in the archive.
+fn last_mac_of_piece(
+    archive: &dyn Archive,
+    key: &SecretKey,
+    mac_key: &SecretKey,
+    log_id: &[u8; LOG_ID_LEN],
+    name: &str,
+) -> Result<Mac> {
+    let piece = object::open(key, name, &archive.get(name)?)?;
+    let mut last = None;
+    read_piece(Path::new(name), &piece, mac_key, log_id, |frame| {
+        last = Some(frame.mac);
+        Ok(())
+    })?;
+    last.ok_or_else(|| {
+        ArchiveError::Corrupt {
+            name: name.to_owned(),
+            offset: 0,
+            kind: CorruptionKind::Malformed("a piece without a frame"),
+        }
+        .into()
+    })
 }
 
 /// The length a frame's header states for it, if it is in range.
