@@ -93,7 +93,7 @@ pub fn decrypt_archive(
         archive_key,
         _lock,
         ..
-    } = Closed::open(path, options)?;
+    } = Closed::open_with_retired(path, options, archive)?;
     let mut out = Vec::new();
     let folder = format!("{}/{ARCHIVE_WAL_DIR}/", names::history(&log_id));
     for object in archive.list(&folder)? {
@@ -149,7 +149,7 @@ pub fn decrypt_backup(
         files,
         _lock,
         ..
-    } = Closed::open(path, options)?;
+    } = Closed::open_with_retired(path, options, archive)?;
     let sealed = archive.get(backup)?;
     let manifest = BackupManifest::decode(
         backup,
@@ -203,6 +203,23 @@ struct Closed {
 }
 
 impl Closed {
+    /// With the key versions rotations retired that the archive keeps (so
+    /// records sealed before a rotation open, from pieces and backups that
+    /// predate it), unless their tenant is destroyed.
+    fn open_with_retired(path: &Path, options: &Options, archive: &dyn Archive) -> Result<Closed> {
+        let closed = Closed::open(path, options)?;
+        let folder = format!("{}retired/", names::keyring_root(&closed.log_id));
+        for object in archive.list(&folder)? {
+            if names::parse_keyring_object(&object.name).is_none() {
+                continue;
+            }
+            let sealed = archive.get(&object.name)?;
+            let record = archive_object::open(&closed.archive_key, &object.name, &sealed)?;
+            closed.keyring.add_retired(&record, &object.name)?;
+        }
+        Ok(closed)
+    }
+
     fn open(path: &Path, options: &Options) -> Result<Closed> {
         let files = Files::new(Arc::clone(&options.file_system));
         let lock = lock_data_dir(&files, path, false)?;

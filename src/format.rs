@@ -157,6 +157,9 @@ pub const KDF_ROOT_KEYRING_MAC: &str = "strongroom 2026-12 keyring mac v1";
 pub const KDF_ROOT_ARCHIVE_SEAL: &str = "strongroom 2026-12 archive object seal v1";
 /// Root key → key of the keyed hash that names SST objects.
 pub const KDF_ROOT_ARCHIVE_NAME: &str = "strongroom 2026-12 archive sst name v1";
+/// Root key → key of the keyed hash that names the keyring's folders in an
+/// archive (so no name shows a tenant id or a shard number).
+pub const KDF_ROOT_ARCHIVE_KEYRING_NAME: &str = "strongroom 2026-12 archive keyring name v1";
 
 // ---------------------------------------------------------------------------
 // Archive objects
@@ -194,6 +197,12 @@ pub const ARCHIVE_BACKUP_DIR: &str = "backups";
 pub const ARCHIVE_BACKUP_SUFFIX: &str = ".backup";
 /// Folder of a history's SST files in an archive.
 pub const ARCHIVE_SST_DIR: &str = "sst";
+/// Folder of a history's keyring copies in an archive.
+pub const ARCHIVE_KEYRING_DIR: &str = "keyring";
+/// Suffix of a keyring copy's (or a retired key's) object name.
+pub const ARCHIVE_KEYRING_SUFFIX: &str = ".key";
+/// Hex digits of a keyring folder's keyed hash (16 bytes).
+pub const ARCHIVE_KEYRING_HASH_HEX: usize = 32;
 /// Suffix of RocksDB's table files (in the store and in the archive).
 pub const SST_SUFFIX: &str = ".sst";
 /// First bytes of a backup manifest's plaintext.

@@ -7,8 +7,8 @@
 
 use super::SecretKey;
 use crate::format::{
-    KDF_ROOT_ARCHIVE_NAME, KDF_ROOT_ARCHIVE_SEAL, KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP,
-    KEY_LEN, LOG_ID_LEN,
+    KDF_ROOT_ARCHIVE_KEYRING_NAME, KDF_ROOT_ARCHIVE_NAME, KDF_ROOT_ARCHIVE_SEAL,
+    KDF_ROOT_FRAME_MAC, KDF_ROOT_TENANT_WRAP, KEY_LEN, LOG_ID_LEN,
 };
 
 /// The root key of one database.
@@ -46,6 +46,11 @@ impl RootKey {
     /// name says nothing about the bytes to anyone without the root key).
     pub(crate) fn archive_name_key(&self) -> SecretKey {
         self.0.derive(KDF_ROOT_ARCHIVE_NAME)
+    }
+
+    /// Key of the keyed hash that names the keyring's folders in an archive.
+    pub(crate) fn archive_keyring_name_key(&self) -> SecretKey {
+        self.0.derive(KDF_ROOT_ARCHIVE_KEYRING_NAME)
     }
 
     /// Key that wraps tenant keys in the keyring.

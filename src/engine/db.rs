@@ -23,6 +23,7 @@ use crate::format::{
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
 use crate::ship::backup::{BackupInfo, Backups, checkpoint_store};
+use crate::ship::keys::KeyringShipper;
 use crate::ship::shipper::Shipper;
 use crate::store::Store;
 use crate::wal::{LogWriter, SegmentOptions};
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) shipper: Option<Shipper>,
     /// Takes base backups into the archive, if there is one.
     backups: Option<Backups>,
+    /// Keeps the keyring's copies in the archive, if there is one.
+    pub(crate) keyring_shipper: Option<KeyringShipper>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
     /// Wakes the shipping thread early.
@@ -135,6 +138,7 @@ impl Db {
         }
         let archive_key = root.archive_key();
         let archive_name_key = root.archive_name_key();
+        let keyring_name_key = root.archive_keyring_name_key();
         let keyring = Keyring::open(
             &files,
             &keyring_dir,
@@ -164,6 +168,14 @@ impl Db {
         // no evidence yet.
         // A checkpoint a crash left in the middle of a backup.
         files.remove_dir_durable(&path.join(CHECKPOINT_DIR))?;
+        let keyring_shipper = options.archive.as_ref().map(|archive| {
+            KeyringShipper::new(
+                Arc::clone(&archive.archive),
+                archive_key.clone(),
+                keyring_name_key,
+                log_id,
+            )
+        });
         let backups = options.archive.as_ref().map(|archive| {
             Backups::new(
                 Arc::clone(&archive.archive),
@@ -222,6 +234,7 @@ impl Db {
             nonces: NonceSource::new(),
             shipper,
             backups,
+            keyring_shipper,
             unshipped_bytes_max: options
                 .archive
                 .as_ref()
@@ -355,8 +368,11 @@ impl Db {
                     durable_lsn = durable,
                     "close: the archive was unreachable at the last pass; the next open ships the rest"
                 );
-            } else if let Err(e) = shipper.ship(durable, &AtomicBool::new(false)) {
-                tracing::warn!(error = %e, "close: the log's last frames are not archived yet");
+            } else if let Err(e) = shipper
+                .ship(durable, &AtomicBool::new(false))
+                .and_then(|_| self.inner.ship_keyring())
+            {
+                tracing::warn!(error = %e, "close: the log's last frames or keyring changes are not archived yet");
             }
         }
         let anchored = self.inner.keyring.anchor_pending();
@@ -387,10 +403,7 @@ impl Inner {
             .sealed_segments()
             .first()
             .map(|s| s.last_lsn.unwrap_or(0));
-        let shipped = self
-            .shipper
-            .as_ref()
-            .map_or(u64::MAX, Shipper::shipped_lsn);
+        let shipped = self.shipper.as_ref().map_or(u64::MAX, Shipper::shipped_lsn);
         if oldest_sealed.is_some_and(|last| last <= shipped) {
             self.checkpoint()?;
         }
@@ -414,10 +427,56 @@ impl Inner {
     /// Ships every durable frame not in the archive yet (no-op without an
     /// archive). Returns how many pieces it put.
     pub(crate) fn ship(&self) -> Result<usize> {
-        match &self.shipper {
-            Some(shipper) => shipper.ship(self.commit.synced_lsn(), &self.stopping),
+        let Some(shipper) = &self.shipper else {
+            return Ok(0);
+        };
+        let pieces = shipper.ship(self.commit.synced_lsn(), &self.stopping);
+        let copies = self.ship_keyring();
+        let pieces = pieces?;
+        copies.map(|_| pieces)
+    }
+
+    /// Brings the archive's keyring copies level with the local keyring.
+    pub(crate) fn ship_keyring(&self) -> Result<usize> {
+        match &self.keyring_shipper {
+            Some(keys) => keys.sync(&self.keyring),
             None => Ok(0),
         }
+    }
+
+    /// After a change to the keyring that the archive must not lag (a seal,
+    /// a cancel, a destruction): its copies at once, if the archive answered
+    /// the last pass (else the shipping thread's next pass does it, and the
+    /// scope reports it meanwhile: `archive_behind`).
+    pub(crate) fn ship_keyring_after_change(&self) {
+        if self.shipper.as_ref().is_some_and(Shipper::reachable)
+            && let Err(e) = self.ship_keyring()
+        {
+            tracing::warn!(error = %e, "ship: the keyring change is not archived yet; the next pass retries");
+        }
+    }
+
+    /// Puts the key versions of `tenant` below `below` that a rotation is
+    /// about to retire into the archive (rotation is not destruction). An
+    /// archive that did not answer the last pass is not waited on: the
+    /// retirement waits for a later pass instead (the caller holds commits).
+    pub(crate) fn archive_retired(&self, tenant: crate::TenantId, below: u32) -> Result<()> {
+        let (Some(keys), Some(shipper)) = (&self.keyring_shipper, &self.shipper) else {
+            return Ok(());
+        };
+        let versions = self.keyring.versions_below(tenant, below)?;
+        if versions.is_empty() {
+            return Ok(());
+        }
+        if !shipper.reachable() {
+            return Err(crate::archive::ArchiveError::Unavailable {
+                op: crate::archive::ArchiveOp::Put,
+                name: "retired key versions".into(),
+                message: "the archive did not answer the last pass; the retirement waits".into(),
+            }
+            .into());
+        }
+        keys.put_retired(tenant, &versions, self.commit.applied_lsn())
     }
 
     /// Takes a base backup (`Db::backup_now`).

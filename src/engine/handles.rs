@@ -72,6 +72,19 @@ macro_rules! scope_ops {
             self.db.inner.keyring.state(self.scope())
         }
 
+        /// Whether the archive lags the local keyring for this scope: it may
+        /// still hold a copy of a key the local keyring has destroyed (a
+        /// shred's archive step not done yet: the shipping thread retries it
+        /// until it is), or lack its seal or its cancel. `false` without an
+        /// archive.
+        pub fn archive_behind(&self) -> bool {
+            self.db
+                .inner
+                .keyring_shipper
+                .as_ref()
+                .is_some_and(|k| k.behind(&self.db.inner.keyring, self.scope()))
+        }
+
         /// A consistent read-only view of this scope (and, through
         /// [`Snapshot::subject`], of the tenant's subjects).
         pub fn snapshot(&self) -> Result<Snapshot<'db>> {

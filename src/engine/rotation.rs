@@ -90,6 +90,9 @@ impl Inner {
             // The re-sealed frames must be durable before the keys that read
             // the old copies go (under SyncInterval they may not be yet).
             writer.sync()?;
+            // Rotation is not destruction: the versions going must be in the
+            // archive first (else the retirement waits for a later pass).
+            self.archive_retired(tenant, newest.version())?;
             let retired = self
                 .keyring
                 .retire_versions_below(tenant, newest.version())?;

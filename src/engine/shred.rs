@@ -59,6 +59,8 @@ impl Inner {
             .seal(scope, deadline_us, options.grace.is_zero())?;
         self.note_evidence_after_change();
         if !options.grace.is_zero() {
+            // A pending seal is in the archive too.
+            self.ship_keyring_after_change();
             tracing::info!(%scope, deadline_us, "shred: sealed for its grace period");
             return Ok(ScopeState::Sealed { deadline_us });
         }
@@ -68,6 +70,9 @@ impl Inner {
             return self.keyring.state(scope);
         }
         self.note_evidence_after_change();
+        // The archive's copy of the shard, and every older one, replaced
+        // before the shred is reported done (when the archive answers).
+        self.ship_keyring_after_change();
         tracing::info!(%scope, elapsed_us = started.elapsed().as_micros() as u64, "shred: keys destroyed");
         Ok(ScopeState::Shredded)
     }
@@ -77,6 +82,7 @@ impl Inner {
         let cancelled = self.keyring.cancel_seal(scope)?;
         if cancelled {
             self.note_evidence_after_change();
+            self.ship_keyring_after_change();
             tracing::info!(%scope, "shred: cancelled");
         }
         Ok(cancelled)
@@ -117,6 +123,9 @@ impl Inner {
                 "shred: keys destroyed and space reclaimed"
             );
             completed += 1;
+        }
+        if completed > 0 {
+            self.ship_keyring_after_change();
         }
         Ok(completed)
     }

@@ -8,6 +8,7 @@
 //! record of how far shipping has come.
 
 pub(crate) mod backup;
+pub(crate) mod keys;
 pub(crate) mod names;
 pub(crate) mod shipped;
 pub(crate) mod shipper;

@@ -4,16 +4,26 @@
 //! <history>/wal/<segment first LSN:020>/<first LSN:020>-<last LSN:020>.seg    a piece
 //! <history>/backups/<applied LSN:020>-<8 hex>.backup                          a backup's manifest
 //! <history>/sst/<64 hex>.sst                              an SST file (keyed hash of its bytes)
+//! <history>/keyring/manifest/<epoch:020>-<master generation:020>.key          the manifest
+//! <history>/keyring/seals/<generation:020>-<records:020>.key                  the seals ledger
+//! <history>/keyring/tenants/<32 hex>/<generation:020>-<records:020>.key       a tenant shard
+//! <history>/keyring/subjects/<32 hex>/<32 hex>/<generation:020>-<records:020>.key  a subject shard
+//! <history>/keyring/retired/<32 hex>/<key version:020>-<retired at LSN:020>.key    a retired key
 //! ```
+//! Keyring folders are named by a keyed hash (of the shard number, of the
+//! tenant id, of both for a subject shard), so that no name shows a tenant.
 //! A history is one database's log (its log id, 32 hex digits): a restored
 //! database starts a new one and never writes into the one it came from.
 //! Pieces sit in a folder per local segment, so that the shipper finds where
 //! it stopped by listing one folder, not the whole log. Names carry LSNs,
 //! never times or tenant ids.
 
+use crate::crypto::SecretKey;
+use crate::crypto::keyring::KeyringFile;
 use crate::format::{
-    ARCHIVE_BACKUP_DIR, ARCHIVE_BACKUP_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR,
-    ARCHIVE_WAL_DIR, LOG_ID_LEN, SEGMENT_NAME_DIGITS, SST_SUFFIX,
+    ARCHIVE_BACKUP_DIR, ARCHIVE_BACKUP_SUFFIX, ARCHIVE_KEYRING_DIR, ARCHIVE_KEYRING_HASH_HEX,
+    ARCHIVE_KEYRING_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR, ARCHIVE_WAL_DIR, LOG_ID_LEN,
+    SEGMENT_NAME_DIGITS, SST_SUFFIX,
 };
 
 /// The folder of one history.
@@ -89,6 +99,104 @@ pub(crate) fn parse_piece(name: &str) -> Option<(u64, u64)> {
     (first <= last).then_some((first, last))
 }
 
+/// The folder of a history's keyring copies.
+pub(crate) fn keyring_root(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}/{ARCHIVE_KEYRING_DIR}/", history(log_id))
+}
+
+/// A keyed hash of `what`, as a folder name.
+fn hashed(name_key: &SecretKey, what: &[u8]) -> String {
+    let hash = blake3::keyed_hash(name_key.expose(), what);
+    hash.to_hex()[..ARCHIVE_KEYRING_HASH_HEX].to_owned()
+}
+
+/// The folder of a tenant's subject shards (`name_key`:
+/// `RootKey::archive_keyring_name_key`).
+pub(crate) fn tenant_subjects_folder(
+    log_id: &[u8; LOG_ID_LEN],
+    name_key: &SecretKey,
+    tenant: u64,
+) -> String {
+    let mut what = b"subjects ".to_vec();
+    what.extend_from_slice(&tenant.to_le_bytes());
+    format!(
+        "{}subjects/{}/",
+        keyring_root(log_id),
+        hashed(name_key, &what)
+    )
+}
+
+/// The folder of a tenant's retired keys.
+pub(crate) fn retired_folder(
+    log_id: &[u8; LOG_ID_LEN],
+    name_key: &SecretKey,
+    tenant: u64,
+) -> String {
+    let mut what = b"retired ".to_vec();
+    what.extend_from_slice(&tenant.to_le_bytes());
+    format!(
+        "{}retired/{}/",
+        keyring_root(log_id),
+        hashed(name_key, &what)
+    )
+}
+
+/// The folder of the copies of one keyring file.
+pub(crate) fn keyring_folder(
+    log_id: &[u8; LOG_ID_LEN],
+    name_key: &SecretKey,
+    file: KeyringFile,
+) -> String {
+    match file {
+        KeyringFile::Manifest => format!("{}manifest/", keyring_root(log_id)),
+        KeyringFile::Seals => format!("{}seals/", keyring_root(log_id)),
+        KeyringFile::Tenants(shard) => {
+            let mut what = b"tenants ".to_vec();
+            what.extend_from_slice(&shard.to_le_bytes());
+            format!(
+                "{}tenants/{}/",
+                keyring_root(log_id),
+                hashed(name_key, &what)
+            )
+        }
+        KeyringFile::Subjects { tenant, shard } => {
+            let mut what = b"subject shard ".to_vec();
+            what.extend_from_slice(&shard.to_le_bytes());
+            format!(
+                "{}{}/",
+                tenant_subjects_folder(log_id, name_key, tenant.0),
+                hashed(name_key, &what)
+            )
+        }
+    }
+}
+
+/// A copy, in its file's `folder`, of the file at `version`; or a retired
+/// key in its tenant's folder (`version`: the key version and the LSN it
+/// was retired at).
+pub(crate) fn keyring_object(folder: &str, version: (u64, u64)) -> String {
+    format!(
+        "{folder}{:0w$}-{:0w$}{ARCHIVE_KEYRING_SUFFIX}",
+        version.0,
+        version.1,
+        w = SEGMENT_NAME_DIGITS
+    )
+}
+
+/// The folder and the version of a keyring object, from its name.
+pub(crate) fn parse_keyring_object(name: &str) -> Option<(&str, (u64, u64))> {
+    let (folder, file) = name.rsplit_once('/')?;
+    let stem = file.strip_suffix(ARCHIVE_KEYRING_SUFFIX)?;
+    let (a, b) = stem.split_once('-')?;
+    if a.len() != SEGMENT_NAME_DIGITS || b.len() != SEGMENT_NAME_DIGITS {
+        return None;
+    }
+    Some((
+        &name[..folder.len() + 1],
+        (a.parse().ok()?, b.parse().ok()?),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +224,25 @@ mod tests {
         assert_eq!(parse_backup(&b), Some(77));
         assert_ne!(backup(&id, 77), b, "two backups at one LSN have two names");
         crate::archive::check_name(&sst(&id, &"ab".repeat(32))).unwrap();
+    }
+
+    #[test]
+    fn keyring_names_round_trip_and_show_no_tenant() {
+        let id = [0xab; LOG_ID_LEN];
+        let key = SecretKey::from_bytes([7; 32]);
+        let tenant = crate::scope::TenantId(0x1234_5678);
+        let folder = keyring_folder(&id, &key, KeyringFile::Subjects { tenant, shard: 3 });
+        assert!(folder.starts_with(&tenant_subjects_folder(&id, &key, tenant.0)));
+        assert!(!folder.contains("12345678") && !folder.contains("305419896"));
+        let name = keyring_object(&folder, (2, 9));
+        crate::archive::check_name(&name).unwrap();
+        assert_eq!(parse_keyring_object(&name), Some((folder.as_str(), (2, 9))));
+        assert!(keyring_object(&folder, (2, 9)) < keyring_object(&folder, (3, 0)));
+        assert_ne!(
+            keyring_folder(&id, &key, KeyringFile::Tenants(3)),
+            keyring_folder(&id, &key, KeyringFile::Subjects { tenant, shard: 3 })
+        );
+        assert_ne!(retired_folder(&id, &key, 1), retired_folder(&id, &key, 2));
+        assert_eq!(parse_keyring_object("a/b.key"), None);
     }
 }

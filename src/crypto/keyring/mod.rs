@@ -37,6 +37,7 @@
 //! - A tombstone is never followed by a key for the same scope: a destroyed
 //!   scope accepts no writes, so no key is ever created for it again.
 
+mod copies;
 pub(crate) mod custody;
 mod manifest;
 mod persist;
@@ -50,6 +51,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, ReentrantMutex, RwLock};
 
+pub(crate) use copies::{FileVersion, KeyringFile};
 use custody::{Anchor, ChainKey};
 pub(crate) use manifest::Manifest;
 use seals::SealRecord;

@@ -1,0 +1,210 @@
+//! What the archive's copies of the keyring need from it: which files
+//! exist and how far each has come, a file's bytes as of one version, the
+//! key versions a rotation is about to retire, and (for a reader of an
+//! archive) retired versions put back in memory.
+//!
+//! A file's *version* orders its states: (generation, records) for a shard
+//! or the seals ledger (its chain's anchor: appends raise the count, a
+//! rewrite raises the generation), (epoch, master generation) for the
+//! manifest. Two copies of one file at one version hold the same bytes.
+
+use super::shard::{self, KeyRecord};
+use super::{FileId, Keyring, subject_shard, subject_shard_id, tenant_shard, tenant_shard_of};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{KEYRING_MANIFEST_FILE, RECORD_KEY, SHARD_KIND_TENANTS, TENANT_TOKEN_VERSION};
+use crate::scope::{Scope, TenantId};
+
+/// A keyring file, in the order copies are put: children before the
+/// parents that anchor them, so the newest copies are always a keyring
+/// that opens (no child behind its parent's anchor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum KeyringFile {
+    Subjects { tenant: TenantId, shard: u32 },
+    Tenants(u32),
+    Seals,
+    Manifest,
+}
+
+impl KeyringFile {
+    /// The file that holds `scope`'s keys.
+    pub(crate) fn home_of(scope: Scope) -> KeyringFile {
+        match scope.subject {
+            Some(subject) => KeyringFile::Subjects {
+                tenant: scope.tenant,
+                shard: subject_shard(scope.tenant, subject).shard,
+            },
+            None => KeyringFile::Tenants(tenant_shard_of(scope.tenant).shard),
+        }
+    }
+}
+
+/// How far a file has come (see the module's doc).
+pub(crate) type FileVersion = (u64, u64);
+
+impl Keyring {
+    /// Every keyring file there is, with its version: the manifest, the
+    /// ledger and tenant shards, and every subject shard of a tenant not
+    /// destroyed (from its chain if read since open, else its anchor).
+    pub(crate) fn files_for_archive(&self) -> Vec<(KeyringFile, FileVersion)> {
+        let loaded = self.loaded.read();
+        let mut out = Vec::new();
+        for (file, anchor) in &loaded.chains {
+            if anchor.is_none() {
+                continue;
+            }
+            let file = match *file {
+                FileId::Seals => KeyringFile::Seals,
+                FileId::Shard(id) if id.kind == SHARD_KIND_TENANTS => {
+                    KeyringFile::Tenants(id.shard)
+                }
+                FileId::Shard(id) => KeyringFile::Subjects {
+                    tenant: TenantId(id.tenant),
+                    shard: id.shard,
+                },
+            };
+            out.push((file, (anchor.generation, anchor.count)));
+        }
+        for (&(tenant, shard), anchor) in &loaded.subject_anchors {
+            if !anchor.is_none()
+                && !loaded
+                    .chains
+                    .contains_key(&FileId::Shard(subject_shard_id(tenant, shard)))
+            {
+                out.push((
+                    KeyringFile::Subjects { tenant, shard },
+                    (anchor.generation, anchor.count),
+                ));
+            }
+        }
+        out.retain(|(file, _)| match file {
+            KeyringFile::Subjects { tenant, .. } => {
+                !loaded.tenants.get(tenant).is_some_and(|t| t.destroyed)
+            }
+            _ => true,
+        });
+        let manifest = self.manifest.lock();
+        out.push((
+            KeyringFile::Manifest,
+            (manifest.epoch, u64::from(manifest.master_generation)),
+        ));
+        out.sort();
+        out
+    }
+
+    /// File `file`'s bytes and their version, read while no change is in
+    /// flight; `None` if it does not exist (a destroyed tenant's subject
+    /// shard).
+    pub(crate) fn copy_for_archive(
+        &self,
+        file: KeyringFile,
+    ) -> Result<Option<(FileVersion, Vec<u8>)>> {
+        let _writing = self.write.lock();
+        let path = match file {
+            KeyringFile::Manifest => self.dir.join(KEYRING_MANIFEST_FILE),
+            KeyringFile::Seals => self.path_of(FileId::Seals),
+            KeyringFile::Tenants(shard) => self.shard_path(tenant_shard(shard)),
+            KeyringFile::Subjects { tenant, shard } => {
+                self.shard_path(subject_shard_id(tenant, shard))
+            }
+        };
+        let Some(bytes) = self.files.read_if_exists(&path)? else {
+            return Ok(None);
+        };
+        let version = match file {
+            KeyringFile::Manifest => {
+                let manifest = self.manifest.lock();
+                (manifest.epoch, u64::from(manifest.master_generation))
+            }
+            KeyringFile::Seals => {
+                let loaded = self.loaded.read();
+                let anchor = loaded
+                    .chains
+                    .get(&FileId::Seals)
+                    .copied()
+                    .unwrap_or_default();
+                (anchor.generation, anchor.count)
+            }
+            KeyringFile::Tenants(shard) => {
+                self.shard_version(&path, &bytes, tenant_shard(shard))?
+            }
+            KeyringFile::Subjects { tenant, shard } => {
+                self.shard_version(&path, &bytes, subject_shard_id(tenant, shard))?
+            }
+        };
+        Ok(Some((version, bytes)))
+    }
+
+    fn shard_version(
+        &self,
+        path: &std::path::Path,
+        bytes: &[u8],
+        id: shard::ShardId,
+    ) -> Result<FileVersion> {
+        let decoded = shard::decode(path, bytes, id, &self.chain_key, false)?;
+        let anchor = decoded
+            .chain
+            .expect("format 2 shards have a chain")
+            .anchor();
+        Ok((anchor.generation, anchor.count))
+    }
+
+    /// Every tenant destroyed (its tombstone read).
+    pub(crate) fn destroyed_tenants(&self) -> Vec<TenantId> {
+        let loaded = self.loaded.read();
+        let mut out: Vec<TenantId> = loaded
+            .tenants
+            .iter()
+            .filter(|(_, t)| t.destroyed)
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The records of `tenant`'s sealing versions below `below` (what
+    /// [`Keyring::retire_versions_below`] would drop), encoded, by version.
+    pub(crate) fn versions_below(
+        &self,
+        tenant: TenantId,
+        below: u32,
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let _writing = self.write.lock();
+        Ok(self
+            .shard_records(tenant_shard_of(tenant))?
+            .into_iter()
+            .filter(|r| {
+                r.id == tenant.0
+                    && r.kind == RECORD_KEY
+                    && r.version != TENANT_TOKEN_VERSION
+                    && r.version < below
+            })
+            .map(|r| (r.version, r.encode().to_vec()))
+            .collect())
+    }
+
+    /// Puts back a tenant's sealing version that a rotation retired (a
+    /// record [`Keyring::versions_below`] gave, read from `source`), in
+    /// memory only: a reader of an archive opens records sealed before the
+    /// rotation with it. Nothing for a destroyed tenant, or a version
+    /// already there.
+    pub(crate) fn add_retired(&self, record: &[u8], source: &str) -> Result<()> {
+        let bad = || {
+            Error::corruption(
+                source,
+                0,
+                CorruptionKind::Malformed("not a retired tenant key record"),
+            )
+        };
+        let record = KeyRecord::decode(record).ok_or_else(bad)?;
+        if record.kind != RECORD_KEY || record.version == TENANT_TOKEN_VERSION {
+            return Err(bad());
+        }
+        let tenant = TenantId(record.id);
+        let mut loaded = self.loaded.write();
+        match loaded.tenants.get(&tenant) {
+            Some(t) if !t.destroyed && !t.versions.contains_key(&record.version) => {}
+            _ => return Ok(()),
+        }
+        self.insert_tenant_record(&mut loaded, tenant_shard_of(tenant), &record)
+    }
+}
