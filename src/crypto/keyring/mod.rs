@@ -1043,6 +1043,54 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_ledger_at_the_last_generation_is_an_error_not_a_panic() {
+        // Found by the `seals` fuzz target: a ledger (MAC'd with the root
+        // key) at the largest generation, holding a finished seal, made the
+        // compaction at open assert on its next generation.
+        let dir = tempfile::tempdir().unwrap();
+        drop(keyring(dir.path()));
+        let root = RootKey::from_secret(SecretKey::from_bytes([9; 32]));
+        let scope = Scope::tenant(TenantId(3));
+        let records: Vec<[u8; crate::format::SEALS_RECORD_LEN_V1]> = [SEAL_OP_SEAL, SEAL_OP_DONE]
+            .map(|op| {
+                seals::SealRecord {
+                    scope,
+                    op,
+                    deadline_us: 5,
+                }
+                .encode()
+            })
+            .to_vec();
+        let (bytes, _) = custody::build(
+            &ChainKey::new(&root),
+            crate::format::KEYRING_GENERATION_MAX,
+            seals::header_fields(crate::format::KEYRING_GENERATION_MAX),
+            records.iter().map(|r| &r[..]),
+        );
+        let path = dir.path().join(crate::format::SEALS_FILE);
+        std::fs::write(&path, &bytes).unwrap();
+        let files = Files::default();
+        let manifest = Keyring::read_manifest(&files, dir.path()).unwrap().unwrap();
+        let opened = Keyring::open(&files, dir.path(), manifest, root, Arc::new(SystemClock));
+        assert!(
+            matches!(
+                &opened,
+                Err(Error::Corruption {
+                    kind: CorruptionKind::Malformed(_),
+                    ..
+                })
+            ),
+            "{:?}",
+            opened.err()
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the file stays as it was"
+        );
+    }
+
+    #[test]
     fn destroyed_keys_leave_no_copy_in_the_keyring_and_stay_destroyed() {
         let dir = tempfile::tempdir().unwrap();
         let (tenant, other) = (Scope::tenant(TenantId(1)), Scope::tenant(TenantId(257)));

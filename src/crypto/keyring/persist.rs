@@ -192,10 +192,16 @@ impl Keyring {
             .chains
             .get(&file)
             .map_or(1, |c| c.generation + 1);
-        assert!(
-            generation <= KEYRING_GENERATION_MAX,
-            "readers refuse generations beyond the maximum"
-        );
+        if generation > KEYRING_GENERATION_MAX {
+            // Only a forged file (with the root key: its MAC checks) stands
+            // at the maximum; its next generation would be refused by every
+            // reader, so it is not written, and the file stays as it is.
+            return Err(Error::corruption(
+                path,
+                0,
+                CorruptionKind::Malformed("a generation at its maximum cannot be rewritten"),
+            ));
+        }
         let header = match file {
             FileId::Seals => seals::header_fields(generation),
             FileId::Shard(id) => id.header_fields(KEYRING_VERSION, generation),
