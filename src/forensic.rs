@@ -19,7 +19,7 @@ use crate::crypto::record;
 use crate::crypto::scope_key::Token;
 use crate::engine::db::lock_data_dir;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{ARCHIVE_WAL_DIR, KEYRING_DIR, LOG_ID_LEN, STORE_DIR, STORE_NS_DATA, WAL_DIR};
+use crate::format::{KEYRING_DIR, LOG_ID_LEN, STORE_DIR, STORE_NS_DATA, WAL_DIR};
 use crate::fs::{FileLock, Files};
 use crate::options::Options;
 use crate::scope::Scope;
@@ -95,7 +95,7 @@ pub fn decrypt_archive(
         ..
     } = Closed::open_with_retired(path, options, archive)?;
     let mut out = Vec::new();
-    let folder = format!("{}/{ARCHIVE_WAL_DIR}/", names::history(&log_id));
+    let folder = names::wal_folder(&log_id);
     for object in archive.list(&folder)? {
         if names::parse_piece(&object.name).is_none() {
             continue;
@@ -208,7 +208,7 @@ impl Closed {
     /// predate it), unless their tenant is destroyed.
     fn open_with_retired(path: &Path, options: &Options, archive: &dyn Archive) -> Result<Closed> {
         let closed = Closed::open(path, options)?;
-        let folder = format!("{}retired/", names::keyring_root(&closed.log_id));
+        let folder = names::retired_root(&closed.log_id);
         for object in archive.list(&folder)? {
             if names::parse_keyring_object(&object.name).is_none() {
                 continue;

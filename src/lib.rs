@@ -64,6 +64,7 @@ pub use error::{CorruptionKind, Error, Result};
 pub use options::{ArchiveOptions, Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
 pub use ship::backup::BackupInfo;
+pub use ship::retention::{RetentionPlan, RetentionPolicy};
 
 /// The store's RocksDB options, reachable from benchmarks: the comparison
 /// bench runs raw RocksDB with exactly these. Not a stable API.

@@ -14,6 +14,7 @@ use crate::format::{
     SHIP_INTERVAL_DEFAULT, UNSHIPPED_BYTES_MAX_DEFAULT,
 };
 use crate::fs::{FileSystem, OsFileSystem};
+use crate::ship::retention::RetentionPolicy;
 
 /// Where the master key comes from. The engine never writes it down.
 #[derive(Clone)]
@@ -98,6 +99,12 @@ pub struct ArchiveOptions {
     /// the schedule too; at once after open when there is none) and the
     /// store has changed since it. Default 1 hour.
     pub backup_interval: Option<Duration>,
+    /// Which backups (and so which pieces, SST files and retired keys) the
+    /// archive keeps: applied after every scheduled backup tick, and on
+    /// demand with [`crate::Db::apply_retention`]. `None`: nothing is ever
+    /// deleted. Default: [`RetentionPolicy::default`] (hourly backups 72 h,
+    /// daily 7 days, weekly 5 weeks, monthly forever).
+    pub retention: Option<RetentionPolicy>,
 }
 
 impl ArchiveOptions {
@@ -108,6 +115,7 @@ impl ArchiveOptions {
             ship_interval: SHIP_INTERVAL_DEFAULT,
             unshipped_bytes_max: UNSHIPPED_BYTES_MAX_DEFAULT,
             backup_interval: Some(BACKUP_INTERVAL_DEFAULT),
+            retention: Some(RetentionPolicy::default()),
         }
     }
 
@@ -120,6 +128,12 @@ impl ArchiveOptions {
     /// Sets the backup interval (`None`: backups on demand only).
     pub fn backup_interval(mut self, interval: Option<Duration>) -> Self {
         self.backup_interval = interval;
+        self
+    }
+
+    /// Sets the retention policy (`None`: the archive keeps everything).
+    pub fn retention(mut self, policy: Option<RetentionPolicy>) -> Self {
+        self.retention = policy;
         self
     }
 

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     backups: Option<Backups>,
     /// Keeps the keyring's copies in the archive, if there is one.
     pub(crate) keyring_shipper: Option<KeyringShipper>,
+    /// Which backups the archive keeps (`None`: all).
+    retention: Option<crate::RetentionPolicy>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
     /// Wakes the shipping thread early.
@@ -235,6 +237,7 @@ impl Db {
             shipper,
             backups,
             keyring_shipper,
+            retention: options.archive.as_ref().and_then(|a| a.retention),
             unshipped_bytes_max: options
                 .archive
                 .as_ref()
@@ -339,6 +342,20 @@ impl Db {
     /// not yet in the archive are uploaded, then its manifest.
     pub fn backup_now(&self) -> Result<BackupInfo> {
         self.inner.backup()
+    }
+
+    /// What the retention policy would delete from the archive now (a dry
+    /// run: nothing is deleted). `InvalidArgument` without an archive or a
+    /// policy.
+    pub fn retention_plan(&self) -> Result<crate::RetentionPlan> {
+        self.inner.retention(true)
+    }
+
+    /// Applies the retention policy to the archive now: the manifests of
+    /// the backups it drops first, then every SST file, piece and retired
+    /// key that no kept backup needs. Returns what it kept and deleted.
+    pub fn apply_retention(&self) -> Result<crate::RetentionPlan> {
+        self.inner.retention(false)
     }
 
     /// LSN of the last committed batch (0 for an empty database).
@@ -521,6 +538,15 @@ impl Inner {
         Ok(interval)
     }
 
+    /// Plans (`dry_run`) or applies the retention policy, at the believed
+    /// time (a clock that leapt ahead deletes nothing early).
+    fn retention(&self, dry_run: bool) -> Result<crate::RetentionPlan> {
+        let (Some(backups), Some(policy)) = (&self.backups, &self.retention) else {
+            return Err(Error::InvalidArgument("no archive or no retention policy"));
+        };
+        backups.retention(policy, self.deadlines.now_us(), dry_run)
+    }
+
     /// Refuses writes while more of the log than the budget is unshipped.
     pub(crate) fn check_archive_budget(&self) -> Result<()> {
         let Some(shipper) = &self.shipper else {
@@ -657,7 +683,13 @@ impl Background {
                     &stop,
                     Duration::ZERO,
                     interval.min(BACKUP_RETRY),
-                    move |inner| inner.scheduled_backup(interval),
+                    move |inner| {
+                        let wait = inner.scheduled_backup(interval)?;
+                        if inner.retention.is_some() {
+                            inner.retention(false)?;
+                        }
+                        Ok(wait)
+                    },
                 ));
             }
         }

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 use super::names;
+use super::retention::{self, BackupEntry, Contents, RetentionPlan, RetentionPolicy};
 use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
@@ -200,6 +201,15 @@ pub struct BackupInfo {
     pub bytes_uploaded: u64,
 }
 
+/// What retention needs of a backup's manifest (cached: manifests never
+/// change).
+#[derive(Debug, Clone)]
+struct ManifestSummary {
+    applied_lsn: u64,
+    commit_us: u64,
+    objects: Vec<String>,
+}
+
 /// The newest backup in the archive, as its listing shows it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Newest {
@@ -218,7 +228,12 @@ pub(crate) struct Backups {
     data_dir: std::path::PathBuf,
     log_id: [u8; LOG_ID_LEN],
     /// SST objects known to be in the archive (listed at the first backup).
+    /// Its lock is held by a backup from checkpoint to manifest and by a
+    /// retention pass, so a pass never deletes an SST a backup in progress
+    /// has put but not named yet.
     known: Mutex<Option<HashSet<String>>>,
+    /// Manifests read by retention passes, by name.
+    manifests: Mutex<std::collections::HashMap<String, ManifestSummary>>,
 }
 
 impl Backups {
@@ -238,6 +253,7 @@ impl Backups {
             data_dir: data_dir.to_path_buf(),
             log_id,
             known: Mutex::new(None),
+            manifests: Mutex::default(),
         }
     }
 
@@ -255,6 +271,103 @@ impl Backups {
                 })
             })
             .max_by_key(|n| (n.applied_lsn, n.modified)))
+    }
+
+    /// Plans retention under `policy` at `now_us` and, unless `dry_run`,
+    /// applies it: the manifests of the backups it drops first, then every
+    /// object no kept backup needs (module `retention`). No backup runs
+    /// meanwhile.
+    pub(crate) fn retention(
+        &self,
+        policy: &RetentionPolicy,
+        now_us: u64,
+        dry_run: bool,
+    ) -> Result<RetentionPlan> {
+        let mut known = self.known.lock();
+        let contents = self.contents()?;
+        let plan = retention::plan(policy, now_us, &contents);
+        if dry_run {
+            return Ok(plan);
+        }
+        for name in &plan.deleted_backups {
+            self.archive.delete(name)?;
+            self.manifests.lock().remove(name);
+        }
+        for name in &plan.deleted_objects {
+            self.archive.delete(name)?;
+            if let Some(known) = known.as_mut() {
+                known.remove(name);
+            }
+        }
+        tracing::info!(
+            kept = plan.kept_backups.len(),
+            deleted_backups = plan.deleted_backups.len(),
+            deleted_objects = plan.deleted_objects.len(),
+            oldest_lsn = plan.oldest_lsn,
+            "retention: applied"
+        );
+        Ok(plan)
+    }
+
+    /// The archive's backups (their manifests read, or cached), SSTs,
+    /// pieces and retired keys of this history.
+    fn contents(&self) -> Result<Contents> {
+        let mut contents = Contents::default();
+        for object in self.archive.list(&names::backup_folder(&self.log_id))? {
+            if names::parse_backup(&object.name).is_none() {
+                continue;
+            }
+            let summary = self.manifest_summary(&object.name)?;
+            contents.backups.push(BackupEntry {
+                name: object.name,
+                applied_lsn: summary.applied_lsn,
+                commit_us: summary.commit_us,
+                objects: summary.objects,
+            });
+        }
+        contents.ssts = self
+            .archive
+            .list(&names::sst_folder(&self.log_id))?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        for object in self.archive.list(&names::wal_folder(&self.log_id))? {
+            if let Some((_, last)) = names::parse_piece(&object.name) {
+                contents.pieces.push((object.name, last));
+            }
+        }
+        for object in self.archive.list(&names::retired_root(&self.log_id))? {
+            if let Some((_, (_, retired_at))) = names::parse_keyring_object(&object.name) {
+                contents.retired.push((object.name.clone(), retired_at));
+            }
+        }
+        Ok(contents)
+    }
+
+    fn manifest_summary(&self, name: &str) -> Result<ManifestSummary> {
+        if let Some(summary) = self.manifests.lock().get(name) {
+            return Ok(summary.clone());
+        }
+        let manifest = BackupManifest::decode(
+            name,
+            &object::open(&self.key, name, &self.archive.get(name)?)?,
+        )?;
+        let summary = ManifestSummary {
+            applied_lsn: manifest.applied.lsn,
+            commit_us: manifest.applied.commit_us,
+            objects: manifest
+                .files
+                .into_iter()
+                .filter_map(|f| match f.body {
+                    Body::Object(object) => Some(object),
+                    Body::Inline(_) => None,
+                })
+                .collect(),
+        };
+        self.manifests
+            .lock()
+            .insert(name.to_owned(), summary.clone());
+        Ok(summary)
     }
 
     /// Takes a backup: `checkpoint` makes a RocksDB checkpoint of the store

@@ -10,6 +10,7 @@
 pub(crate) mod backup;
 pub(crate) mod keys;
 pub(crate) mod names;
+pub(crate) mod retention;
 pub(crate) mod shipped;
 pub(crate) mod shipper;
 pub(crate) mod walk;

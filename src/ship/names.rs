@@ -31,11 +31,16 @@ pub(crate) fn history(log_id: &[u8; LOG_ID_LEN]) -> String {
     log_id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The folder of every piece of a history.
+pub(crate) fn wal_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}/{ARCHIVE_WAL_DIR}/", history(log_id))
+}
+
 /// The folder of the pieces of the local segment starting at `segment`.
 pub(crate) fn piece_folder(log_id: &[u8; LOG_ID_LEN], segment: u64) -> String {
     format!(
-        "{}/{ARCHIVE_WAL_DIR}/{segment:0w$}/",
-        history(log_id),
+        "{}{segment:0w$}/",
+        wal_folder(log_id),
         w = SEGMENT_NAME_DIGITS
     )
 }
@@ -124,6 +129,11 @@ pub(crate) fn tenant_subjects_folder(
         keyring_root(log_id),
         hashed(name_key, &what)
     )
+}
+
+/// The folder of every tenant's retired keys.
+pub(crate) fn retired_root(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}retired/", keyring_root(log_id))
 }
 
 /// The folder of a tenant's retired keys.
