@@ -1,10 +1,15 @@
 //! The archive's part of the check. The child ships its log to a folder
-//! beside its database every `SHIP_INTERVAL`; after each kill, before the
-//! parent reopens anything, the archive must hold pieces that follow each
-//! other from LSN 1 (no gap, no overlap, FORMAT.md §12.2) and every write
-//! acknowledged at least `SHIP_LAG_ALLOWED` before the kill; after the
-//! reopen, one pass ships everything the log holds.
+//! beside its database every `SHIP_INTERVAL`, takes backups and applies a
+//! short retention policy now and then; after each kill, before the parent
+//! reopens anything, the archive must hold pieces that follow each other (no
+//! gap, no overlap, FORMAT.md §12.2) from LSN 1, or from at most one past
+//! its oldest backup (retention deletes manifests before the pieces they
+//! made redundant), every write acknowledged at least `SHIP_LAG_ALLOWED`
+//! before the kill, and at most two copies of any keyring file (a new one
+//! put, the old not deleted yet); after the reopen, one pass ships
+//! everything the log holds and leaves one copy of each keyring file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use strongroom::Db;
@@ -14,17 +19,41 @@ use super::protocol::Transcript;
 use super::report::Stats;
 use super::{SHIP_LAG_ALLOWED, archive_dir};
 
-/// The LSN ranges of the archive's log pieces, in order, checked to follow
-/// each other from LSN 1; `None` if there is none.
-fn archived_through(db_dir: &Path, stats: &mut Stats) -> Result<Option<u64>, String> {
+/// The last LSN of the archive's log pieces (`None`: none), checked to
+/// follow each other from LSN 1 or from no later than one past the oldest
+/// backup; and every keyring file to have at most `copies_max` copies.
+fn archived_through(
+    db_dir: &Path,
+    copies_max: usize,
+    stats: &mut Stats,
+) -> Result<Option<u64>, String> {
     let archive = LocalArchive::new(archive_dir(db_dir));
     let objects = archive
         .list("")
         .map_err(|e| format!("listing the archive failed: {e}"))?;
-    let mut next = 1;
+    let oldest_backup = objects
+        .iter()
+        .filter_map(|o| o.name.rsplit('/').next()?.strip_suffix(".backup"))
+        .filter_map(|stem| stem.split_once('-')?.0.parse::<u64>().ok())
+        .min();
+    let mut copies: BTreeMap<&str, usize> = BTreeMap::new();
+    for object in objects.iter().filter(|o| o.name.contains("/keyring/")) {
+        if object.name.contains("/keyring/retired/") {
+            continue; // one object per retired version, not copies of a file
+        }
+        let (folder, _) = object.name.rsplit_once('/').unwrap_or_default();
+        *copies.entry(folder).or_default() += 1;
+    }
+    if let Some((folder, n)) = copies.iter().find(|(_, n)| **n > copies_max) {
+        return Err(format!(
+            "the archive holds {n} copies of keyring file {folder} (at most {copies_max})"
+        ));
+    }
+    let mut next = None;
     let mut pieces = 0;
-    // Backups (and their SST files) are there too: only the log's pieces.
-    for object in objects.into_iter().filter(|o| o.name.contains("/wal/")) {
+    // Backups (and their SST files) and the keyring are there too: only the
+    // log's pieces.
+    for object in objects.iter().filter(|o| o.name.contains("/wal/")) {
         let Some(file) = object.name.rsplit('/').next() else {
             continue;
         };
@@ -38,18 +67,30 @@ fn archived_through(db_dir: &Path, stats: &mut Stats) -> Result<Option<u64>, Str
                 object.name
             ));
         };
-        if first != next || last < first {
+        let expected = match next {
+            Some(next) => next,
+            // The first piece left: LSN 1, or (retention) no later than
+            // one past the oldest backup.
+            None if first == 1 || oldest_backup.is_some_and(|b| first <= b + 1) => first,
+            None => {
+                return Err(format!(
+                    "the archive's first piece {} starts after its oldest backup ({oldest_backup:?}) + 1",
+                    object.name
+                ));
+            }
+        };
+        if first != expected || last < first {
             return Err(format!(
                 "archive piece {} does not follow LSN {} (a gap or an overlap)",
                 object.name,
-                next - 1
+                expected - 1
             ));
         }
-        next = last + 1;
+        next = Some(last + 1);
         pieces += 1;
     }
     stats.pieces_archived = stats.pieces_archived.max(pieces);
-    Ok((next > 1).then_some(next - 1))
+    Ok(next.map(|n| n - 1))
 }
 
 /// At a kill: every write acknowledged long enough before it is archived.
@@ -59,7 +100,7 @@ pub(crate) fn check_at_kill(
     kill_sent_us: u64,
     stats: &mut Stats,
 ) -> Result<(), String> {
-    let archived = archived_through(db_dir, stats)?.unwrap_or(0);
+    let archived = archived_through(db_dir, 2, stats)?.unwrap_or(0);
     let lag_us = SHIP_LAG_ALLOWED.as_micros() as u64;
     for &(lsn, acked_us) in &transcript.acks {
         if acked_us + lag_us > kill_sent_us {
@@ -83,11 +124,18 @@ pub(crate) fn check_after_reopen(db: &Db, db_dir: &Path, stats: &mut Stats) -> R
     let logged = db.last_lsn().0;
     db.ship_now()
         .map_err(|e| format!("shipping after the reopen failed: {e}"))?;
-    let archived = archived_through(db_dir, stats)?.unwrap_or(0);
+    // Background passes may be putting a keyring copy meanwhile.
+    let archived = archived_through(db_dir, 2, stats)?.unwrap_or(0);
     if archived < logged {
         return Err(format!(
             "after the reopen and a pass the archive holds LSNs up to {archived}, the log up to {logged}"
         ));
     }
     Ok(())
+}
+
+/// After a clean close (its last pass synced the keyring): one copy of
+/// every keyring file, and the pieces still in order.
+pub(crate) fn check_after_close(db_dir: &Path, stats: &mut Stats) -> Result<(), String> {
+    archived_through(db_dir, 1, stats).map(drop)
 }

@@ -219,6 +219,7 @@ pub(crate) fn forensic_check(
     all_backups: bool,
     stats: &mut Stats,
 ) -> Result<(), String> {
+    super::archive::check_after_close(db_dir, stats)?;
     let archive = LocalArchive::new(archive_dir(db_dir));
     let archived = decrypt_archive(db_dir, &options(db_dir), &archive)
         .map_err(|e| format!("forensic::decrypt_archive failed: {e}"))?;

@@ -116,6 +116,12 @@ fn admin_forever(db: &Db, iteration: u64, seed: u64) {
             if let Err(e) = db.backup_now() {
                 fail(&id, &e);
             }
+        } else if roll < 4 {
+            // A retention pass (a kill may land in one: the parent checks
+            // that what is left still restores).
+            if let Err(e) = db.apply_retention() {
+                fail(&id, &e);
+            }
         } else if roll < 15 {
             // Mostly a kept tenant's, whose records carry over from kill to
             // kill; else a target's, which may be sealed or shredded already.

@@ -79,7 +79,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strongroom::archive::LocalArchive;
-use strongroom::{ArchiveOptions, Durability, Options};
+use strongroom::{ArchiveOptions, Durability, Options, RetentionPolicy};
 
 pub use child::run_child;
 pub use parent::{Config, Stop, run};
@@ -137,5 +137,19 @@ fn options(db_dir: &Path) -> Options {
     Options::with_key(MASTER_KEY)
         .segment_bytes_max(SEGMENT_BYTES_MAX)
         .durability(Durability::SyncEveryCommit)
-        .archive(ArchiveOptions::new(archive).ship_interval(SHIP_INTERVAL))
+        .archive(
+            ArchiveOptions::new(archive)
+                .ship_interval(SHIP_INTERVAL)
+                .retention(Some(RETENTION)),
+        )
 }
+
+/// A retention policy of seconds, so that passes in a run delete manifests,
+/// SST files, pieces and retired keys: the newest backup of each hour
+/// within 3 s, and the newest backup.
+const RETENTION: RetentionPolicy = RetentionPolicy {
+    hourly: Duration::from_secs(3),
+    daily: Duration::ZERO,
+    weekly: Duration::ZERO,
+    monthly: Some(Duration::ZERO),
+};
