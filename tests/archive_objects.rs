@@ -146,6 +146,36 @@ fn an_unreachable_s3_server_is_a_transient_error_not_a_hang_or_a_panic() {
 }
 
 #[test]
+fn a_local_folder_lists_while_objects_are_deleted() {
+    // Found by the crash harness: a file deleted between the walk's read
+    // of its folder and its size made the whole listing `NotFound`.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = Arc::new(LocalArchive::new(dir.path()));
+    let names: Vec<String> = (0..400).map(|i| format!("f{}/o{i}", i % 8)).collect();
+    for name in &names {
+        archive.put(name, vec![1; 10]).unwrap();
+    }
+    let deleter = {
+        let archive = archive.clone();
+        std::thread::spawn(move || {
+            for name in &names {
+                archive.delete(name).unwrap();
+            }
+        })
+    };
+    let mut lists = 0;
+    loop {
+        let listed = archive.list("").expect("a listing during deletes");
+        lists += 1;
+        if listed.is_empty() {
+            break;
+        }
+    }
+    deleter.join().unwrap();
+    assert!(lists > 1);
+}
+
+#[test]
 fn the_faulty_archive_fails_exactly_the_calls_it_is_told_to() {
     let dir = tempfile::tempdir().unwrap();
     let faulty = FaultyArchive::new(Arc::new(LocalArchive::new(dir.path())));

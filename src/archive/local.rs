@@ -47,25 +47,44 @@ impl LocalArchive {
     }
 
     /// Appends to `out` every object under folder `dir` (named `prefix`).
+    /// An entry deleted while the walk runs (a concurrent delete) is not
+    /// listed, and is no error.
     fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<ObjectInfo>) -> Result<(), Error> {
-        for entry in self.files.list(dir)? {
+        let entries = match self.files.list(dir) {
+            Err(e) if is_gone(&e) => return Ok(()),
+            entries => entries?,
+        };
+        for entry in entries {
             let path = dir.join(&entry);
             let name = format!("{prefix}{entry}");
-            if self.files.is_dir(&path)? {
-                self.walk(&path, &format!("{name}/"), out)?;
-            } else if !entry.ends_with(TMP_SUFFIX) && check_name(&name).is_ok() {
-                // A file of another name is not an object of ours.
+            let found = (|| {
+                if self.files.is_dir(&path)? {
+                    return self.walk(&path, &format!("{name}/"), out);
+                }
+                if entry.ends_with(TMP_SUFFIX) || check_name(&name).is_err() {
+                    return Ok(()); // a file of another name is not an object of ours
+                }
                 let size = self.files.len(&path)?;
                 let modified = self.files.modified(&path)?;
                 out.push(ObjectInfo {
-                    name,
+                    name: name.clone(),
                     size,
                     modified,
                 });
+                Ok(())
+            })();
+            match found {
+                Err(e) if is_gone(&e) => {}
+                found => found?,
             }
         }
         Ok(())
     }
+}
+
+/// Whether `e` says a file or folder is not there (any more).
+fn is_gone(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// An engine error on a local archive's file, as the archive's error.
