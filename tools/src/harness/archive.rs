@@ -49,8 +49,7 @@ fn archived_through(
             "the archive holds {n} copies of keyring file {folder} (at most {copies_max})"
         ));
     }
-    let mut next = None;
-    let mut pieces = 0;
+    let mut ranges = Vec::new();
     // Backups (and their SST files) and the keyring are there too: only the
     // log's pieces.
     for object in objects.iter().filter(|o| o.name.contains("/wal/")) {
@@ -67,22 +66,29 @@ fn archived_through(
                 object.name
             ));
         };
+        ranges.push((first, last, &object.name));
+    }
+    // Pieces wholly at or below the oldest backup are redundant (a restore
+    // starts from a backup): retention deletes them, and a shipper whose
+    // record lagged may put some again after a retention pass deleted the
+    // piece it would have resumed after. Only the pieces from the oldest
+    // backup on must follow each other.
+    ranges.retain(|(_, last, _)| oldest_backup.is_none_or(|b| *last > b));
+    let mut next = None;
+    let mut pieces = 0;
+    for (first, last, name) in ranges {
         let expected = match next {
             Some(next) => next,
-            // The first piece left: LSN 1, or (retention) no later than
-            // one past the oldest backup.
             None if first == 1 || oldest_backup.is_some_and(|b| first <= b + 1) => first,
             None => {
                 return Err(format!(
-                    "the archive's first piece {} starts after its oldest backup ({oldest_backup:?}) + 1",
-                    object.name
+                    "the archive's first piece {name} starts after its oldest backup ({oldest_backup:?}) + 1"
                 ));
             }
         };
         if first != expected || last < first {
             return Err(format!(
-                "archive piece {} does not follow LSN {} (a gap or an overlap)",
-                object.name,
+                "archive piece {name} does not follow LSN {} (a gap or an overlap)",
                 expected - 1
             ));
         }

@@ -12,7 +12,7 @@ use strongroom::{Db, Error, ScopeState, SubjectId, TenantId};
 use super::report::Stats;
 use super::scope::{Target, read_scope, scan_scope, scope_state, scopes_of};
 use super::workload::{Op, State, describe, key_name, owner_of, places_of};
-use super::{KEPT_TENANTS, KEYS_PER_WRITER, WRITERS, archive_dir, options};
+use super::{KEPT_TENANTS, KEYS_PER_WRITER, WRITERS, archive_dir, options, parent_options};
 
 /// What the parent knows between kill points.
 #[derive(Default)]
@@ -308,7 +308,8 @@ pub(crate) fn forensic_check(
 /// After the last kill point: every scope ever written is still what it was
 /// when checked (live and whole, or shredded), and a final forensic check.
 pub(crate) fn final_check(db_dir: &Path, world: &World, stats: &mut Stats) -> Result<(), String> {
-    let db = Db::open(db_dir, options(db_dir)).map_err(|e| format!("reopening failed: {e}"))?;
+    let db =
+        Db::open(db_dir, parent_options(db_dir)).map_err(|e| format!("reopening failed: {e}"))?;
     db.run_maintenance()
         .map_err(|e| format!("maintenance failed: {e}"))?;
     let live = world.live_scopes();

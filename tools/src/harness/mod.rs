@@ -144,6 +144,17 @@ fn options(db_dir: &Path) -> Options {
         )
 }
 
+/// The parent's options: the child's without retention passes of its own,
+/// so that the parent's listings of the archive (a walk of folders, not one
+/// atomic view) never race a deletion of its own database's.
+fn parent_options(db_dir: &Path) -> Options {
+    let mut options = options(db_dir);
+    if let Some(archive) = options.archive.as_mut() {
+        archive.retention = None;
+    }
+    options
+}
+
 /// A retention policy of seconds, so that passes in a run delete manifests,
 /// SST files, pieces and retired keys: the newest backup of each hour
 /// within 3 s, and the newest backup.

@@ -19,7 +19,7 @@ use super::model::{Own, build_model, history, note_in_flight_admin};
 use super::protocol::read_transcript;
 use super::report::{Failure, Report, Stats};
 use super::scope::{Target, cancel, scope_state, scopes_of, target_tenants};
-use super::{EPOCH_KILL_POINTS, KEPT_TENANTS, PAST_EVERY_DEADLINE, options};
+use super::{EPOCH_KILL_POINTS, KEPT_TENANTS, PAST_EVERY_DEADLINE, parent_options};
 
 /// When a run ends.
 #[derive(Debug, Clone, Copy)]
@@ -258,7 +258,7 @@ fn kill_point(
     // The parent's own clock starts at the system's time, after the kill:
     // opening completes every seal due by then, and no other.
     let clock = Arc::new(ManualClock::starting_now());
-    let db = Db::open(db_dir, options(db_dir).clock(clock.clone()))
+    let db = Db::open(db_dir, parent_options(db_dir).clock(clock.clone()))
         .map_err(|e| format!("reopening the database after the kill failed: {e}"))?;
     model.complete_due(clock.now_us());
     archive::check_after_reopen(&db, db_dir, stats)?;
