@@ -42,6 +42,8 @@ mod engine;
 mod error;
 pub mod forensic;
 pub mod format;
+#[cfg(test)]
+mod format_vectors;
 pub mod fs;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -39,7 +39,7 @@ pub(crate) enum OpenError {
 /// Length of the AAD.
 const AAD_LEN: usize = 16 + 8 + 1 + 8 + TOKEN_LEN + 4;
 
-fn aad(scope: Scope, token: &Token, key_version: u32) -> [u8; AAD_LEN] {
+pub(crate) fn aad(scope: Scope, token: &Token, key_version: u32) -> [u8; AAD_LEN] {
     let (kind, subject) = scope.encode_kind();
     let mut aad = [0u8; AAD_LEN];
     aad[..16].copy_from_slice(RECORD_AAD_DOMAIN);

@@ -31,7 +31,7 @@ pub(crate) struct WrapPlace {
 }
 
 impl WrapPlace {
-    fn aad(&self) -> [u8; 41] {
+    pub(crate) fn aad(&self) -> [u8; 41] {
         let mut aad = [0u8; 41];
         aad[..16].copy_from_slice(WRAP_AAD_DOMAIN);
         aad[16] = self.kind;
