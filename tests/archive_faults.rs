@@ -197,3 +197,32 @@ fn a_full_disk_under_a_local_archive_is_no_space_and_shipping_resumes() {
         1
     );
 }
+
+#[test]
+fn a_disk_too_full_for_the_shipped_record_does_not_stop_shipping() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let fs = FaultyFileSystem::new();
+    let with_fs = |fs: Arc<FaultyFileSystem>| shipping(archive.clone(), 1 << 30).file_system(fs);
+    let db = Db::open(dir.path(), with_fs(fs.clone())).unwrap();
+    db.tenant(TenantId(1)).put(b"a", b"1").unwrap();
+    db.ship_now().unwrap();
+    fs.fail_from(Op::Open, "SHIPPED", 1, Fault::NoSpace);
+    for i in 0..20 {
+        db.tenant(TenantId(1))
+            .put(format!("k{i}").as_bytes(), &[3; 300])
+            .unwrap();
+        db.ship_now().unwrap();
+    }
+    assert_eq!(db.archive_status().unwrap().shipped_lsn, db.last_lsn());
+    fs.heal();
+    db.close().unwrap();
+    // The record lags; the next open finds the rest in the archive.
+    let db = Db::open(dir.path(), shipping(archive.clone(), 1 << 30)).unwrap();
+    db.tenant(TenantId(1)).put(b"z", b"2").unwrap();
+    db.ship_now().unwrap();
+    db.close().unwrap();
+    let found = decrypt_archive(dir.path(), &options(), &*archive).unwrap();
+    assert_eq!(found.len(), 22, "every write once: nothing shipped twice");
+}

@@ -14,7 +14,8 @@
 //!   is logged).
 //! - `SHIPPED` never runs ahead of the archive: it is written after the put.
 //!   At open the archive's listing moves it forward over pieces put before a
-//!   crash, so nothing is shipped twice.
+//!   crash (or whose record could not be written: a full disk), so nothing
+//!   is shipped twice.
 //! - A local segment is removed only once every frame in it is shipped (the
 //!   engine's checkpoint asks [`Shipper::shipped_lsn`]).
 
@@ -314,7 +315,12 @@ impl Shipper {
             lsn: last.lsn,
             mac: last.mac,
         };
-        shipped.write(&self.files, &self.data_dir)?;
+        if let Err(e) = shipped.write(&self.files, &self.data_dir) {
+            // The piece is in the archive; the record only saves the next
+            // open a listing. A disk too full for 56 bytes must not stop
+            // shipping, nor the removal of archived segments that frees it.
+            tracing::warn!(error = %e, "ship: cannot record how far the log is archived; the next open finds it in the archive");
+        }
         *position = Position {
             lsn: last.lsn,
             mac: last.mac,
