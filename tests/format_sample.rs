@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::copy_dir;
-use strongroom::archive::{Archive, LocalArchive};
+use strongroom::archive::LocalArchive;
 use strongroom::forensic::{
     Decrypted, backups, decrypt_archive, decrypt_backup, decrypt_everything,
 };
