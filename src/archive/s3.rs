@@ -19,7 +19,9 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 
 use super::{Archive, ArchiveError, ArchiveOp, ObjectInfo, check_name, check_prefix};
 
@@ -61,6 +63,11 @@ impl fmt::Debug for S3Config {
 const RETRIES_MAX: usize = 2;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Objects larger than this are put in parts of `PART_LEN` (S3's smallest
+/// part is 5 MiB), at most `PARTS_IN_FLIGHT` at once.
+const MULTIPART_ABOVE: usize = 8 << 20;
+const PART_LEN: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// An archive in an S3-compatible bucket.
 pub struct S3Archive {
@@ -210,9 +217,29 @@ impl Archive for S3Archive {
     fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
         let path = object_path(name)?;
         let store = Arc::clone(&self.store);
-        self.run(async move { store.put(&path, PutPayload::from(bytes)).await })
-            .map(|_| ())
-            .map_err(|e| object_error(ArchiveOp::Put, name, e))
+        if bytes.len() <= MULTIPART_ABOVE {
+            return self
+                .run(async move { store.put(&path, PutPayload::from(bytes)).await })
+                .map(|_| ())
+                .map_err(|e| object_error(ArchiveOp::Put, name, e));
+        }
+        // In parts, each a request of its own under the call timeout, so
+        // that an object of any size goes through an uplink of a few
+        // hundred KiB/s (one request for a 64 MiB SST would need 2 MiB/s).
+        self.run(async move {
+            let upload = store.put_multipart(&path).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_LEN);
+            for part in bytes.chunks(PART_LEN) {
+                if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+                writer.write(part);
+            }
+            writer.finish().await
+        })
+        .map(|_| ())
+        .map_err(|e| object_error(ArchiveOp::Put, name, e))
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, ArchiveError> {
