@@ -115,7 +115,17 @@ fn contract(archive: &dyn Archive) {
 #[test]
 fn a_local_folder_keeps_the_archive_contract() {
     let dir = tempfile::tempdir().unwrap();
-    contract(&LocalArchive::new(dir.path().join("archive")));
+    let root = dir.path().join("archive");
+    // A missing folder (a backup disk not mounted) is not made.
+    let missing = LocalArchive::new(&root);
+    let e = missing.put("a", vec![1]).unwrap_err();
+    assert!(
+        e.is_transient() && e.to_string().contains("does not exist"),
+        "{e}"
+    );
+    assert!(!root.exists());
+    std::fs::create_dir(&root).unwrap();
+    contract(&LocalArchive::new(&root));
 }
 
 #[test]

@@ -103,6 +103,7 @@ fn the_sample_decodes_to_exactly_its_listing() {
 #[ignore]
 fn make_sample_fixture() {
     let out = PathBuf::from(std::env::var_os("STRONGROOM_FIXTURE_OUT").expect("an output folder"));
+    std::fs::create_dir_all(out.join("archive")).unwrap();
     let db = Db::open(out.join("db"), options(&out.join("archive"))).unwrap();
     // Tenant 1: records, a live subject and a shredded one.
     let t1 = db.tenant(TenantId(1));

@@ -23,7 +23,9 @@ pub struct LocalArchive {
 }
 
 impl LocalArchive {
-    /// The archive in folder `root` (created with the first put).
+    /// The archive in folder `root`, which must exist: a put into a missing
+    /// folder is `Unavailable` (retried), never a folder made where a disk
+    /// should have been mounted.
     pub fn new(root: impl Into<PathBuf>) -> LocalArchive {
         LocalArchive::with_fs(root, Arc::new(OsFileSystem))
     }
@@ -105,6 +107,18 @@ fn archive_error(op: ArchiveOp, name: &str, e: Error) -> ArchiveError {
 impl Archive for LocalArchive {
     fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
         check_name(name)?;
+        // The root is never made here: a backup disk that is not mounted
+        // must not fill the local disk under its mount point instead.
+        if !self.files.is_dir(&self.root).unwrap_or(false) {
+            return Err(ArchiveError::Unavailable {
+                op: ArchiveOp::Put,
+                name: name.to_owned(),
+                message: format!(
+                    "the archive folder {} does not exist (a disk not mounted?); create it to start archiving",
+                    self.root.display()
+                ),
+            });
+        }
         let path = self.path(name);
         let parent = path.parent().expect("an object's path is under the root");
         self.files

@@ -133,6 +133,9 @@ pub(crate) fn archive_dir(db_dir: &Path) -> PathBuf {
 /// The options of every open of the database in `db_dir`, child's and
 /// parent's (the parent adds its clock): it ships to its archive.
 fn options(db_dir: &Path) -> Options {
+    // The archive folder exists before the first open (a local archive
+    // never makes its own root).
+    let _ = std::fs::create_dir_all(archive_dir(db_dir));
     let archive = Arc::new(LocalArchive::new(archive_dir(db_dir)));
     Options::with_key(MASTER_KEY)
         .segment_bytes_max(SEGMENT_BYTES_MAX)
