@@ -208,11 +208,22 @@ fn a_shred_while_the_archive_is_down_reaches_it_once_it_is_back_across_a_reopen(
 }
 
 #[test]
-fn a_rotation_keeps_its_retired_versions_in_the_archive_until_a_shred() {
-    let dir = tempfile::tempdir().unwrap();
+fn retired_versions_in_a_local_folder() {
     let archive_dir = tempfile::tempdir().unwrap();
+    a_rotation_keeps_its_retired_versions_in_the_archive_until_a_shred(Arc::new(
+        LocalArchive::new(archive_dir.path()),
+    ));
+}
+
+#[test]
+fn retired_versions_in_an_s3_bucket() {
+    let garage = common::garage::shared();
+    a_rotation_keeps_its_retired_versions_in_the_archive_until_a_shred(Arc::new(garage.archive()));
+}
+
+fn a_rotation_keeps_its_retired_versions_in_the_archive_until_a_shred(archive: Arc<dyn Archive>) {
+    let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
     let db = Db::open(dir.path(), with_archive(archive.clone())).unwrap();
     put_n(&db, A, 20);
     let before_rotation = db.backup_now().unwrap();

@@ -40,11 +40,26 @@ fn pieces(archive: &dyn Archive) -> Vec<(u64, u64)> {
 }
 
 #[test]
-fn retention_keeps_what_the_policy_says_and_everything_a_kept_backup_needs() {
-    let dir = tempfile::tempdir().unwrap();
+fn retention_on_a_local_folder() {
     let archive_dir = tempfile::tempdir().unwrap();
+    retention_keeps_what_the_policy_says_and_everything_a_kept_backup_needs(Arc::new(
+        LocalArchive::new(archive_dir.path()),
+    ));
+}
+
+#[test]
+fn retention_on_an_s3_bucket() {
+    let garage = common::garage::shared();
+    retention_keeps_what_the_policy_says_and_everything_a_kept_backup_needs(Arc::new(
+        garage.archive(),
+    ));
+}
+
+fn retention_keeps_what_the_policy_says_and_everything_a_kept_backup_needs(
+    archive: Arc<dyn Archive>,
+) {
+    let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
     // 2026-01-01T00:00Z.
     let clock = Arc::new(ManualClock::at(1_767_225_600_000_000));
     let policy = RetentionPolicy {
