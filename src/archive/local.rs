@@ -154,6 +154,18 @@ impl Archive for LocalArchive {
         check_prefix(prefix)?;
         let dir = self.path(prefix);
         let mut out = Vec::new();
+        if !self.files.is_dir(&self.root).unwrap_or(false) {
+            // Not an empty archive: a disk not mounted (a listing taken as
+            // empty would make old copies look absent, never deleted).
+            return Err(ArchiveError::Unavailable {
+                op: ArchiveOp::List,
+                name: prefix.to_owned(),
+                message: format!(
+                    "the archive folder {} does not exist (a disk not mounted?)",
+                    self.root.display()
+                ),
+            });
+        }
         let listed = match self.files.is_dir(&dir) {
             Ok(false) => Ok(()),
             Ok(true) => self.walk(&dir, prefix, &mut out),

@@ -473,6 +473,14 @@ impl Inner {
         }
     }
 
+    /// Whether a rotation may end now: with an archive, only while it
+    /// answered the last pass (its last step puts the retiring versions
+    /// there while commits wait, which must not wait on an archive that is
+    /// down).
+    pub(crate) fn can_retire(&self) -> bool {
+        self.keyring_shipper.is_none() || self.shipper.as_ref().is_some_and(Shipper::reachable)
+    }
+
     /// Puts the key versions of `tenant` below `below` that a rotation is
     /// about to retire into the archive (rotation is not destruction). An
     /// archive that did not answer the last pass is not waited on: the
@@ -493,7 +501,7 @@ impl Inner {
             }
             .into());
         }
-        keys.put_retired(tenant, &versions, self.commit.applied_lsn())
+        keys.put_retired(&self.keyring, tenant, &versions, self.commit.applied_lsn())
     }
 
     /// Takes a base backup (`Db::backup_now`).

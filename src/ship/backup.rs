@@ -294,10 +294,12 @@ impl Backups {
             self.manifests.lock().remove(name);
         }
         for name in &plan.deleted_objects {
-            self.archive.delete(name)?;
+            // Forgotten first: a delete that fails here may still have
+            // happened, and a backup must then put the SST again.
             if let Some(known) = known.as_mut() {
                 known.remove(name);
             }
+            self.archive.delete(name)?;
         }
         tracing::info!(
             kept = plan.kept_backups.len(),

@@ -73,22 +73,47 @@ impl KeyringShipper {
     pub(crate) fn sync(&self, keyring: &Keyring) -> Result<usize> {
         let mut state = self.state.lock();
         self.list(&mut state)?;
-        let mut put = 0;
-        for (file, version) in keyring.files_for_archive() {
+        // One view of the keyring: every file the archive lags, read while
+        // nothing changes (a pass mixing files read at different moments
+        // could leave a parent anchoring a child copy the archive lacks).
+        let snapshot = keyring.snapshot_for_archive(|file, version| {
             let folder = names::keyring_folder(&self.log_id, &self.name_key, file);
-            if newest(&state, &folder).is_none_or(|newest| newest < version) {
-                let Some((version, bytes)) = keyring.copy_for_archive(file)? else {
-                    continue;
-                };
-                let name = names::keyring_object(&folder, version);
-                self.archive
-                    .put(&name, object::seal(&self.key, &name, &bytes))?;
-                copies(&mut state, &folder).push((version, name));
-                put += 1;
+            newest(&state, &folder).is_none_or(|newest| newest < version)
+        })?;
+        let mut put = 0;
+        for (file, version, bytes) in snapshot.copies {
+            let folder = names::keyring_folder(&self.log_id, &self.name_key, file);
+            if newest(&state, &folder).is_some_and(|newest| newest >= version) {
+                continue;
             }
+            let name = names::keyring_object(&folder, version);
+            if let Err(e) = self
+                .archive
+                .put(&name, object::seal(&self.key, &name, &bytes))
+            {
+                // A put that failed here may still have landed: list again
+                // before the next pass trusts what it knows.
+                state.folders = None;
+                return Err(e.into());
+            }
+            copies(&mut state, &folder).push((version, name));
+            put += 1;
+        }
+        // Older copies, now that every newer one is up.
+        let folders: Vec<String> = state
+            .folders
+            .as_ref()
+            .expect("listed first")
+            .iter()
+            .filter(|(folder, copies)| copies.len() > 1 && !folder.contains("/retired/"))
+            .map(|(folder, _)| folder.clone())
+            .collect();
+        for folder in folders {
             self.delete_older(&mut state, &folder)?;
         }
-        for tenant in keyring.destroyed_tenants() {
+        // A destroyed tenant's folders, once the copy of its tombstone is up
+        // (put above, from the same view).
+        for tenant in snapshot.destroyed_tenants {
             if state.cleaned.contains(&tenant) {
                 continue;
             }
@@ -111,16 +136,28 @@ impl KeyringShipper {
     /// retired at: a restore from a backup older than that LSN needs them.
     pub(crate) fn put_retired(
         &self,
+        keyring: &Keyring,
         tenant: TenantId,
         versions: &[(u32, Vec<u8>)],
         retired_at_lsn: u64,
     ) -> Result<()> {
         let mut state = self.state.lock();
+        // Checked under the lock a shred's pass takes to delete the tenant's
+        // retired keys: a tenant destroyed since the versions were read must
+        // not get them back.
+        if keyring.is_destroyed(Scope::tenant(tenant))? {
+            return Ok(());
+        }
         let folder = names::retired_folder(&self.log_id, &self.name_key, tenant.0);
         for (version, record) in versions {
             let name = names::keyring_object(&folder, (u64::from(*version), retired_at_lsn));
-            self.archive
-                .put(&name, object::seal(&self.key, &name, record))?;
+            if let Err(e) = self
+                .archive
+                .put(&name, object::seal(&self.key, &name, record))
+            {
+                state.folders = None;
+                return Err(e.into());
+            }
             if state.folders.is_some() {
                 copies(&mut state, &folder).push(((u64::from(*version), retired_at_lsn), name));
             }

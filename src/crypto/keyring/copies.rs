@@ -41,6 +41,13 @@ impl KeyringFile {
 /// How far a file has come (see the module's doc).
 pub(crate) type FileVersion = (u64, u64);
 
+/// What [`Keyring::snapshot_for_archive`] returns.
+pub(crate) struct ArchiveSnapshot {
+    /// (file, its version, its bytes), children before parents.
+    pub(crate) copies: Vec<(KeyringFile, FileVersion, Vec<u8>)>,
+    pub(crate) destroyed_tenants: Vec<TenantId>,
+}
+
 impl Keyring {
     /// Every keyring file there is, with its version: the manifest, the
     /// ledger and tenant shards, and every subject shard of a tenant not
@@ -91,14 +98,36 @@ impl Keyring {
         out
     }
 
-    /// File `file`'s bytes and their version, read while no change is in
-    /// flight; `None` if it does not exist (a destroyed tenant's subject
-    /// shard).
-    pub(crate) fn copy_for_archive(
+    /// One consistent view of the keyring for the archive, taken while no
+    /// change is in flight: the bytes and version of every file for which
+    /// `wanted(file, version)` holds (children first), and the destroyed
+    /// tenants. A pass that puts these copies (children first) and then
+    /// deletes the destroyed tenants' folders never leaves a child behind
+    /// its parent's anchor, nor a tenant's folders gone before the copy of
+    /// its tombstone is up.
+    pub(crate) fn snapshot_for_archive(
         &self,
-        file: KeyringFile,
-    ) -> Result<Option<(FileVersion, Vec<u8>)>> {
+        mut wanted: impl FnMut(KeyringFile, FileVersion) -> bool,
+    ) -> Result<ArchiveSnapshot> {
         let _writing = self.write.lock();
+        let mut copies = Vec::new();
+        for (file, version) in self.files_for_archive() {
+            if !wanted(file, version) {
+                continue;
+            }
+            if let Some((version, bytes)) = self.copy_for_archive(file)? {
+                copies.push((file, version, bytes));
+            }
+        }
+        Ok(ArchiveSnapshot {
+            copies,
+            destroyed_tenants: self.destroyed_tenants(),
+        })
+    }
+
+    /// File `file`'s bytes and their version (the caller holds `write`);
+    /// `None` if it does not exist (a destroyed tenant's subject shard).
+    fn copy_for_archive(&self, file: KeyringFile) -> Result<Option<(FileVersion, Vec<u8>)>> {
         let path = match file {
             KeyringFile::Manifest => self.dir.join(KEYRING_MANIFEST_FILE),
             KeyringFile::Seals => self.path_of(FileId::Seals),
