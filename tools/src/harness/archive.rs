@@ -19,9 +19,11 @@ use super::protocol::Transcript;
 use super::report::Stats;
 use super::{SHIP_LAG_ALLOWED, archive_dir};
 
-/// The last LSN of the archive's log pieces (`None`: none), checked to
-/// follow each other from LSN 1 or from no later than one past the oldest
-/// backup; and every keyring file to have at most `copies_max` copies.
+/// The last LSN the archive can restore to (`None`: nothing): the end of
+/// the pieces, checked to follow each other from LSN 1 or from no later than
+/// one past the oldest backup, or that backup's LSN when no piece is needed
+/// after it; and every keyring file checked to have at most `copies_max`
+/// copies.
 fn archived_through(
     db_dir: &Path,
     copies_max: usize,
@@ -96,7 +98,9 @@ fn archived_through(
         pieces += 1;
     }
     stats.pieces_archived = stats.pieces_archived.max(pieces);
-    Ok(next.map(|n| n - 1))
+    // The archive holds every frame through the oldest backup (a restore
+    // starts there), then through the last piece that follows it.
+    Ok(next.map(|n| n - 1).max(oldest_backup))
 }
 
 /// At a kill: every write acknowledged long enough before it is archived.
