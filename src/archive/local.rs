@@ -48,6 +48,24 @@ impl LocalArchive {
         self.root.join(name)
     }
 
+    /// `Unavailable` unless the root folder exists. It is never made here: a
+    /// backup disk that is not mounted must not fill the local disk under
+    /// its mount point, nor list as an empty archive (old copies would look
+    /// absent and never be deleted).
+    fn check_root(&self, op: ArchiveOp, name: &str) -> Result<(), ArchiveError> {
+        if self.files.is_dir(&self.root).unwrap_or(false) {
+            return Ok(());
+        }
+        Err(ArchiveError::Unavailable {
+            op,
+            name: name.to_owned(),
+            message: format!(
+                "the archive folder {} does not exist (a disk not mounted?); create it to start archiving",
+                self.root.display()
+            ),
+        })
+    }
+
     /// Appends to `out` every object under folder `dir` (named `prefix`).
     /// An entry deleted while the walk runs (a concurrent delete) is not
     /// listed, and is no error.
@@ -107,18 +125,7 @@ fn archive_error(op: ArchiveOp, name: &str, e: Error) -> ArchiveError {
 impl Archive for LocalArchive {
     fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
         check_name(name)?;
-        // The root is never made here: a backup disk that is not mounted
-        // must not fill the local disk under its mount point instead.
-        if !self.files.is_dir(&self.root).unwrap_or(false) {
-            return Err(ArchiveError::Unavailable {
-                op: ArchiveOp::Put,
-                name: name.to_owned(),
-                message: format!(
-                    "the archive folder {} does not exist (a disk not mounted?); create it to start archiving",
-                    self.root.display()
-                ),
-            });
-        }
+        self.check_root(ArchiveOp::Put, name)?;
         let path = self.path(name);
         let parent = path.parent().expect("an object's path is under the root");
         self.files
@@ -154,18 +161,7 @@ impl Archive for LocalArchive {
         check_prefix(prefix)?;
         let dir = self.path(prefix);
         let mut out = Vec::new();
-        if !self.files.is_dir(&self.root).unwrap_or(false) {
-            // Not an empty archive: a disk not mounted (a listing taken as
-            // empty would make old copies look absent, never deleted).
-            return Err(ArchiveError::Unavailable {
-                op: ArchiveOp::List,
-                name: prefix.to_owned(),
-                message: format!(
-                    "the archive folder {} does not exist (a disk not mounted?)",
-                    self.root.display()
-                ),
-            });
-        }
+        self.check_root(ArchiveOp::List, prefix)?;
         let listed = match self.files.is_dir(&dir) {
             Ok(false) => Ok(()),
             Ok(true) => self.walk(&dir, prefix, &mut out),
