@@ -216,13 +216,19 @@ impl Files {
         if self.is_dir(dir)? {
             return Ok(());
         }
+        // Another thread may make it between the check above and the
+        // creation below: a folder that exists then is no error.
+        let create = |dir: &Path| match self.0.create_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.is_dir(dir)? => Ok(()),
+            created => created.at(dir),
+        };
         match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             Some(parent) => {
                 self.create_dir_durable(parent)?;
-                self.0.create_dir(dir).at(dir)?;
+                create(dir)?;
                 self.sync_dir(parent)
             }
-            None => self.0.create_dir(dir).at(dir),
+            None => create(dir),
         }
     }
 
