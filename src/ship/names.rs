@@ -31,6 +31,19 @@ pub(crate) fn history(log_id: &[u8; LOG_ID_LEN]) -> String {
     log_id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The log id of a history's folder (`<32 hex>/`), if `folder` is one.
+pub(crate) fn parse_history(folder: &str) -> Option<[u8; LOG_ID_LEN]> {
+    let hex = folder.strip_suffix('/')?;
+    if hex.len() != 2 * LOG_ID_LEN || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut id = [0u8; LOG_ID_LEN];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
 /// The folder of every piece of a history.
 pub(crate) fn wal_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
     format!("{}/{ARCHIVE_WAL_DIR}/", history(log_id))
@@ -109,10 +122,20 @@ pub(crate) fn keyring_root(log_id: &[u8; LOG_ID_LEN]) -> String {
     format!("{}/{ARCHIVE_KEYRING_DIR}/", history(log_id))
 }
 
-/// A keyed hash of `what`, as a folder name.
-fn hashed(name_key: &SecretKey, what: &[u8]) -> String {
-    let hash = blake3::keyed_hash(name_key.expose(), what);
+/// A folder name: a keyed hash of `domain` followed by `id` (a number's
+/// little-endian bytes), so that the name shows neither the number nor what
+/// it numbers.
+fn hashed(name_key: &SecretKey, domain: &[u8], id: &[u8]) -> String {
+    let mut what = domain.to_vec();
+    what.extend_from_slice(id);
+    let hash = blake3::keyed_hash(name_key.expose(), &what);
     hash.to_hex()[..ARCHIVE_KEYRING_HASH_HEX].to_owned()
+}
+
+/// The folder of the keyring manifest's copies (named without a key: a
+/// reader finds the root key there).
+pub(crate) fn keyring_manifest_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}manifest/", keyring_root(log_id))
 }
 
 /// The folder of a tenant's subject shards (`name_key`:
@@ -122,12 +145,10 @@ pub(crate) fn tenant_subjects_folder(
     name_key: &SecretKey,
     tenant: u64,
 ) -> String {
-    let mut what = b"subjects ".to_vec();
-    what.extend_from_slice(&tenant.to_le_bytes());
     format!(
         "{}subjects/{}/",
         keyring_root(log_id),
-        hashed(name_key, &what)
+        hashed(name_key, b"subjects ", &tenant.to_le_bytes())
     )
 }
 
@@ -142,12 +163,10 @@ pub(crate) fn retired_folder(
     name_key: &SecretKey,
     tenant: u64,
 ) -> String {
-    let mut what = b"retired ".to_vec();
-    what.extend_from_slice(&tenant.to_le_bytes());
     format!(
-        "{}retired/{}/",
-        keyring_root(log_id),
-        hashed(name_key, &what)
+        "{}{}/",
+        retired_root(log_id),
+        hashed(name_key, b"retired ", &tenant.to_le_bytes())
     )
 }
 
@@ -158,26 +177,18 @@ pub(crate) fn keyring_folder(
     file: KeyringFile,
 ) -> String {
     match file {
-        KeyringFile::Manifest => format!("{}manifest/", keyring_root(log_id)),
+        KeyringFile::Manifest => keyring_manifest_folder(log_id),
         KeyringFile::Seals => format!("{}seals/", keyring_root(log_id)),
-        KeyringFile::Tenants(shard) => {
-            let mut what = b"tenants ".to_vec();
-            what.extend_from_slice(&shard.to_le_bytes());
-            format!(
-                "{}tenants/{}/",
-                keyring_root(log_id),
-                hashed(name_key, &what)
-            )
-        }
-        KeyringFile::Subjects { tenant, shard } => {
-            let mut what = b"subject shard ".to_vec();
-            what.extend_from_slice(&shard.to_le_bytes());
-            format!(
-                "{}{}/",
-                tenant_subjects_folder(log_id, name_key, tenant.0),
-                hashed(name_key, &what)
-            )
-        }
+        KeyringFile::Tenants(shard) => format!(
+            "{}tenants/{}/",
+            keyring_root(log_id),
+            hashed(name_key, b"tenants ", &shard.to_le_bytes())
+        ),
+        KeyringFile::Subjects { tenant, shard } => format!(
+            "{}{}/",
+            tenant_subjects_folder(log_id, name_key, tenant.0),
+            hashed(name_key, b"subject shard ", &shard.to_le_bytes())
+        ),
     }
 }
 
@@ -234,6 +245,14 @@ mod tests {
         assert_eq!(parse_backup(&b), Some(77));
         assert_ne!(backup(&id, 77), b, "two backups at one LSN have two names");
         crate::archive::check_name(&sst(&id, &"ab".repeat(32))).unwrap();
+        assert_eq!(parse_history(&format!("{}/", history(&id))), Some(id));
+        for bad in [
+            "ab/",
+            "abababababababababababababababab",
+            "ABABABABABABABABABABABABABABABAB/",
+        ] {
+            assert_eq!(parse_history(bad), None, "{bad}");
+        }
     }
 
     #[test]
