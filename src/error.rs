@@ -202,9 +202,81 @@ pub enum Error {
     /// An archive call failed.
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+    /// A restore cannot do what it was asked (see [`RestoreError`]).
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// The folder holds a restore that has not finished: run the same
+    /// restore again to finish it (or remove the folder).
+    #[error("{0} holds a restore that has not finished: run it again to finish it")]
+    RestoreIncomplete(PathBuf),
     /// An argument is out of range (say, a key or value that is too large).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+}
+
+/// Why a restore cannot be made as asked. Nothing was changed outside the
+/// restore's own folder.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The folder to restore into holds something that is not a restore in
+    /// progress: a restore makes a new database, never writes over one.
+    #[error("{0} is not empty: a restore goes into a new or empty folder")]
+    NotEmpty(PathBuf),
+    /// The folder holds a restore in progress with another plan (another
+    /// history, target or tenant).
+    #[error("{path} holds an unfinished restore of {plan}: finish that one or use another folder")]
+    OtherRestore {
+        /// The folder.
+        path: PathBuf,
+        /// What that restore was asked for.
+        plan: String,
+    },
+    /// The archive holds no history of a database (nothing was ever
+    /// shipped to it, or this is not its folder or bucket prefix).
+    #[error("the archive holds no database history")]
+    NoHistory,
+    /// The archive holds several histories (a database and databases
+    /// restored from it) and none was chosen.
+    #[error("the archive holds {} histories; choose one: {}", histories.len(), histories.join(", "))]
+    WhichHistory {
+        /// Their names (log ids), newest first.
+        histories: Vec<String>,
+    },
+    /// No history of this name in the archive.
+    #[error("the archive holds no history {0}")]
+    UnknownHistory(String),
+    /// The target is earlier than anything the archive can rebuild.
+    #[error(
+        "the target is before the oldest moment the archive reaches: LSN {oldest_lsn}{}",
+        oldest_time.map(|t| format!(" (committed {})", crate::restore::display_time(t))).unwrap_or_default()
+    )]
+    BeforeOldest {
+        /// The oldest LSN a restore reaches (the oldest backup's).
+        oldest_lsn: u64,
+        /// Its commit time, if known.
+        oldest_time: Option<std::time::SystemTime>,
+    },
+    /// The target LSN is past the archive's last frame.
+    #[error("LSN {target} is past the last frame in the archive, LSN {last}")]
+    PastEnd {
+        /// The LSN asked for.
+        target: u64,
+        /// The archive's last frame.
+        last: u64,
+    },
+    /// The archive's log misses frames a restore to this target needs.
+    #[error(
+        "the archive's log has a gap after LSN {after}: the next piece, {piece}, starts at LSN {next}"
+    )]
+    Gap {
+        /// The last frame before the gap.
+        after: u64,
+        /// The first frame after it.
+        next: u64,
+        /// The piece that starts after the gap.
+        piece: String,
+    },
 }
 
 /// Result of every public strongroom call.

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::archive::{Archive, ArchiveError, object as archive_object};
+use crate::archive::{Archive, object as archive_object};
 use crate::clock::SystemClock;
 use crate::crypto::SecretKey;
 use crate::crypto::keyring::Keyring;
@@ -18,12 +18,12 @@ use crate::crypto::master::MasterKey;
 use crate::crypto::record;
 use crate::crypto::scope_key::Token;
 use crate::engine::db::lock_data_dir;
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Result};
 use crate::format::{KEYRING_DIR, LOG_ID_LEN, STORE_DIR, STORE_NS_DATA, WAL_DIR};
 use crate::fs::{FileLock, Files};
 use crate::options::Options;
 use crate::scope::Scope;
-use crate::ship::backup::{BackupManifest, Body};
+use crate::ship::backup::BackupManifest;
 use crate::ship::names;
 use crate::store::key_codec;
 use crate::wal::entry::Op;
@@ -162,24 +162,15 @@ pub fn decrypt_backup(
             "the scratch folder for a backup must be new or empty",
         ));
     }
-    files.create_dir_durable(scratch)?;
     let found = (|| {
-        for file in &manifest.files {
-            let bytes = match &file.body {
-                Body::Inline(bytes) => bytes.clone(),
-                Body::Object(name) => {
-                    archive_object::open(&archive_key, name, &archive.get(name)?)?
-                }
-            };
-            if bytes.len() as u64 != file.size || file.name.contains('/') {
-                return Err(Error::Archive(ArchiveError::corrupt(
-                    backup,
-                    0,
-                    CorruptionKind::Malformed("a backup file of another size or name"),
-                )));
-            }
-            files.write_atomic(&scratch.join(&file.name), &bytes)?;
-        }
+        let get = |name: &str| {
+            Ok(archive_object::open(
+                &archive_key,
+                name,
+                &archive.get(name)?,
+            )?)
+        };
+        manifest.fetch_into(&get, backup, &files, scratch, 1, &|_| {})?;
         let mut out = Vec::new();
         let at = Found::Backup(manifest.applied.lsn);
         open_store(&keyring, scratch, at, &mut out)?;

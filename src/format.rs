@@ -18,6 +18,10 @@ pub const KEYRING_DIR: &str = "keyring";
 /// The file holding the database's advisory lock (`flock`), under the data
 /// directory: one process at a time opens a database. Empty; never synced.
 pub const LOCK_FILE: &str = "LOCK";
+/// The file of a restore in progress, under the data directory (FORMAT
+/// §12.7): a folder that holds it is not a database yet, and opening it is
+/// refused until the restore has finished.
+pub const RESTORE_FILE: &str = "RESTORING";
 /// Suffix of temporary files written before an atomic rename.
 pub const TMP_SUFFIX: &str = ".tmp";
 

@@ -49,6 +49,7 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod options;
+pub mod restore;
 mod scope;
 mod ship;
 mod store;
@@ -62,7 +63,7 @@ pub use engine::deadline::{CLOCK_LEAP_MAX, CLOCK_OPEN_GAP_MAX, ClockState};
 pub use engine::handles::{Subject, Tenant};
 pub use engine::shred::ShredOptions;
 pub use engine::snapshot::{Scan, Snapshot};
-pub use error::{CorruptionKind, Error, Result};
+pub use error::{CorruptionKind, Error, RestoreError, Result};
 pub use options::{ArchiveOptions, Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};
 pub use ship::backup::BackupInfo;

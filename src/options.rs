@@ -144,6 +144,9 @@ impl ArchiveOptions {
     }
 }
 
+/// The store's block cache, by default.
+pub(crate) const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+
 impl Options {
     /// Default options with the given master key source.
     pub fn new(master_key: MasterKeySource) -> Self {
@@ -153,7 +156,7 @@ impl Options {
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             create_if_missing: true,
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
-            block_cache_bytes: 64 << 20,
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             clock: Arc::new(SystemClock),
             file_system: Arc::new(OsFileSystem),
             archive: None,

@@ -297,3 +297,71 @@ fn a_rotation_does_not_retire_a_version_the_archive_cannot_take() {
         "20 puts and their 20 re-sealed copies, all readable"
     );
 }
+
+/// An archive that notes the order of its puts.
+#[derive(Debug)]
+struct PutOrder {
+    inner: Arc<dyn Archive>,
+    puts: std::sync::Mutex<Vec<String>>,
+}
+
+impl Archive for PutOrder {
+    fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), strongroom::archive::ArchiveError> {
+        self.puts.lock().unwrap().push(name.to_owned());
+        self.inner.put(name, bytes)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, strongroom::archive::ArchiveError> {
+        self.inner.get(name)
+    }
+    fn get_range(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, strongroom::archive::ArchiveError> {
+        self.inner.get_range(name, range)
+    }
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<strongroom::archive::ObjectInfo>, strongroom::archive::ArchiveError> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> Result<(), strongroom::archive::ArchiveError> {
+        self.inner.delete(name)
+    }
+}
+
+#[test]
+fn a_piece_reaches_the_archive_after_the_keys_of_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(PutOrder {
+        inner: Arc::new(LocalArchive::new(archive_dir.path())),
+        puts: Default::default(),
+    });
+    let options = options().archive(
+        ArchiveOptions::new(recorder.clone())
+            .ship_interval(Duration::from_secs(3600))
+            .backup_interval(None),
+    );
+    let db = Db::open(dir.path(), options).unwrap();
+    put_n(&db, A, 1);
+    db.ship_now().unwrap();
+    for subject in 1..=20 {
+        recorder.puts.lock().unwrap().clear();
+        // A new subject: its key is made by this write, after the last pass.
+        db.tenant(TenantId(A))
+            .subject(SubjectId(subject))
+            .put(b"k", b"v")
+            .unwrap();
+        db.ship_now().unwrap();
+        let puts = recorder.puts.lock().unwrap().clone();
+        let piece = puts.iter().position(|n| n.ends_with(".seg"));
+        let shard = puts.iter().position(|n| n.contains("/keyring/subjects/"));
+        assert!(
+            matches!((shard, piece), (Some(s), Some(p)) if s < p),
+            "subject {subject}: the subject shard's copy first, then the piece: {puts:?}"
+        );
+    }
+    db.close().unwrap();
+}

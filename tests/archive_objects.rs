@@ -81,6 +81,14 @@ fn contract(archive: &dyn Archive) {
     assert_eq!(listed("backups/"), vec![info("backups/2026/m", 1)]);
     assert_eq!(archive.list("").unwrap().len(), 4);
     assert!(archive.list("nothing/").unwrap().is_empty());
+    // Folders one level down: only those that hold objects.
+    assert_eq!(
+        archive.list_folders("").unwrap(),
+        ["backups/", "wal/", "walrus/"]
+    );
+    assert_eq!(archive.list_folders("backups/").unwrap(), ["backups/2026/"]);
+    assert!(archive.list_folders("wal/").unwrap().is_empty());
+    assert!(archive.list_folders("nothing/").unwrap().is_empty());
     // A put replaces; a delete removes, and a second delete is no error.
     archive.put("wal/0001.seg", b"again".to_vec()).unwrap();
     assert_eq!(archive.get("wal/0001.seg").unwrap(), b"again");

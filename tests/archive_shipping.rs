@@ -18,10 +18,15 @@ use strongroom::{ArchiveOptions, Db, Error, Options, TenantId};
 
 const INTERVAL: Duration = Duration::from_millis(50);
 
+/// Shipping every interval, and no backups: a backup taken a moment after
+/// open would let the default retention delete the pieces below it, and
+/// these tests look at the whole log.
 fn shipping(archive: Arc<dyn Archive>) -> Options {
-    options()
-        .segment_bytes_max(8 << 10)
-        .archive(ArchiveOptions::new(archive).ship_interval(INTERVAL))
+    options().segment_bytes_max(8 << 10).archive(
+        ArchiveOptions::new(archive)
+            .ship_interval(INTERVAL)
+            .backup_interval(None),
+    )
 }
 
 /// Waits (a bounded while) until the archive holds every committed frame.
@@ -34,9 +39,11 @@ fn wait_shipped(db: &Db) {
 /// Shipping to `archive` only when asked (`Db::ship_now`) or when a segment
 /// rolls: an hour's interval.
 fn shipping_when_asked(archive: Arc<dyn Archive>) -> Options {
-    options()
-        .segment_bytes_max(8 << 10)
-        .archive(ArchiveOptions::new(archive).ship_interval(Duration::from_secs(3600)))
+    options().segment_bytes_max(8 << 10).archive(
+        ArchiveOptions::new(archive)
+            .ship_interval(Duration::from_secs(3600))
+            .backup_interval(None),
+    )
 }
 
 /// The LSN ranges of the archive's pieces, in order.
@@ -147,7 +154,8 @@ fn an_archive_that_is_down_keeps_segments_holds_writes_at_the_budget_and_catches
         options().segment_bytes_max(8 << 10).archive(
             ArchiveOptions::new(faulty.clone())
                 .ship_interval(INTERVAL)
-                .unshipped_bytes_max(budget),
+                .unshipped_bytes_max(budget)
+                .backup_interval(None),
         ),
     )
     .unwrap();

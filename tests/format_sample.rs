@@ -15,8 +15,10 @@ use strongroom::archive::LocalArchive;
 use strongroom::forensic::{
     Decrypted, backups, decrypt_archive, decrypt_backup, decrypt_everything,
 };
+use strongroom::restore::{RestoreOptions, RestoreTarget, restore};
 use strongroom::{
-    ArchiveOptions, Db, Options, RetentionPolicy, ScopeState, ShredOptions, SubjectId, TenantId,
+    ArchiveOptions, Db, Lsn, MasterKeySource, Options, RetentionPolicy, ScopeState, ShredOptions,
+    SubjectId, TenantId,
 };
 
 const KEY: [u8; 32] = [0x5a; 32];
@@ -92,6 +94,49 @@ fn the_sample_decodes_to_exactly_its_listing() {
         ScopeState::Shredded
     );
     db.close().unwrap();
+}
+
+/// The sample archive restores with the master key alone: to the latest
+/// moment, and to LSN 6 (before tenant 2's rotation: its record sealed
+/// under the retired version reads, the version put back), with the
+/// destroyed scopes left out either way.
+#[test]
+fn the_sample_archive_restores_with_the_master_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture().join("archive"), &dir.path().join("archive"));
+    let archive = Arc::new(LocalArchive::new(dir.path().join("archive")));
+    let master = MasterKeySource::Bytes(zeroize::Zeroizing::new(KEY));
+    let read = |target, into: &str| {
+        let into = dir.path().join(into);
+        let report = restore(
+            &into,
+            &RestoreOptions::new(archive.clone(), master.clone()).target(target),
+        )
+        .unwrap();
+        let db = Db::open(&into, Options::with_key(KEY)).unwrap();
+        let plan = db.tenant(TenantId(2)).get(b"plan").unwrap();
+        let last = db.tenant(TenantId(1)).get(b"last").unwrap();
+        let shredded = [
+            db.tenant(TenantId(1))
+                .subject(SubjectId(6))
+                .state()
+                .unwrap(),
+            db.tenant(TenantId(3)).state().unwrap(),
+        ];
+        db.close().unwrap();
+        (report, plan, last, shredded)
+    };
+    let (report, plan, last, shredded) = read(RestoreTarget::Latest, "latest");
+    assert_eq!(report.lsn, Lsn(9));
+    assert_eq!(plan.as_deref(), Some(&b"platinum"[..]));
+    assert_eq!(last.as_deref(), Some(&b"in the log"[..]));
+    assert_eq!(shredded, [ScopeState::Shredded, ScopeState::Shredded]);
+    let (report, plan, last, shredded) = read(RestoreTarget::Lsn(Lsn(6)), "at-6");
+    assert_eq!((report.lsn, report.readmitted_key_versions), (Lsn(6), 1));
+    assert_eq!(plan.as_deref(), Some(&b"gold"[..]));
+    assert_eq!(last, None);
+    assert_eq!(shredded, [ScopeState::Shredded, ScopeState::Shredded]);
+    assert_eq!(report.destroyed.len(), 2, "{:?}", report.destroyed);
 }
 
 /// Writes the sample (run once, after a deliberate format change):

@@ -136,6 +136,11 @@ impl Archive for FaultyArchive {
         self.inner.list(prefix)
     }
 
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        self.enter(ArchiveOp::List, prefix)?;
+        self.inner.list_folders(prefix)
+    }
+
     fn delete(&self, name: &str) -> Result<(), ArchiveError> {
         self.enter(ArchiveOp::Delete, name)?;
         self.inner.delete(name)

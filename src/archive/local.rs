@@ -102,6 +102,35 @@ impl LocalArchive {
     }
 }
 
+impl LocalArchive {
+    /// Whether `path` is a folder with an object somewhere under it (a
+    /// folder that deletes left empty holds none), stopping at the first.
+    fn holds_object(&self, path: &Path) -> Result<bool, Error> {
+        let entries = match self.files.is_dir(path) {
+            Ok(true) => match self.files.list(path) {
+                Err(e) if is_gone(&e) => return Ok(false),
+                entries => entries?,
+            },
+            Ok(false) => return Ok(false),
+            Err(e) if is_gone(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let inner = path.join(&entry);
+            let found = match self.files.is_dir(&inner) {
+                Ok(true) => self.holds_object(&inner)?,
+                Ok(false) => !entry.ends_with(TMP_SUFFIX),
+                Err(e) if is_gone(&e) => false,
+                Err(e) => return Err(e),
+            };
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Whether `e` says a file or folder is not there (any more).
 fn is_gone(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
@@ -168,6 +197,28 @@ impl Archive for LocalArchive {
             Err(e) => Err(e),
         };
         listed.map_err(|e| archive_error(ArchiveOp::List, prefix, e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        check_prefix(prefix)?;
+        self.check_root(ArchiveOp::List, prefix)?;
+        let dir = self.path(prefix);
+        let listed = (|| {
+            if !self.files.is_dir(&dir)? {
+                return Ok(Vec::new());
+            }
+            let mut out = Vec::new();
+            for entry in self.files.list(&dir)? {
+                let name = format!("{prefix}{entry}");
+                if check_name(&name).is_ok() && self.holds_object(&dir.join(&entry))? {
+                    out.push(format!("{name}/"));
+                }
+            }
+            Ok(out)
+        })();
+        let mut out = listed.map_err(|e| archive_error(ArchiveOp::List, prefix, e))?;
         out.sort();
         Ok(out)
     }

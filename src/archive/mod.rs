@@ -24,6 +24,7 @@
 //! temporary suffix the local folder uses ([`crate::format::TMP_SUFFIX`]).
 
 mod faulty;
+pub(crate) mod fetch;
 mod local;
 pub(crate) mod object;
 #[cfg(feature = "s3")]
@@ -55,6 +56,24 @@ pub trait Archive: Send + Sync + fmt::Debug {
     /// The names of every object under folder `prefix` (`""` for all, else
     /// a name's leading folders ending in `/`), sorted, with their sizes.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ArchiveError>;
+    /// The folders directly under folder `prefix` (`""` for the top), each
+    /// a name ending in `/`, sorted: what holds objects, one level down. By
+    /// default from [`Archive::list`]; archives that can list one level
+    /// (a folder, S3's delimiter) do it without listing every object.
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        check_prefix(prefix)?;
+        let mut out: Vec<String> = self
+            .list(prefix)?
+            .into_iter()
+            .filter_map(|o| {
+                let (folder, _) = o.name.get(prefix.len()..)?.split_once('/')?;
+                Some(format!("{prefix}{folder}/"))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
     /// Removes an object; a missing one is no error.
     fn delete(&self, name: &str) -> Result<(), ArchiveError>;
 }

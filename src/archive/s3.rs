@@ -208,6 +208,12 @@ fn object_error(op: ArchiveOp, name: &str, e: object_store::Error) -> ArchiveErr
     }
 }
 
+/// The object-store path of folder `prefix` (`None` for the top).
+fn folder_path(prefix: &str) -> Result<Option<ObjectPath>, ArchiveError> {
+    check_prefix(prefix)?;
+    prefix.strip_suffix('/').map(object_path).transpose()
+}
+
 fn object_path(name: &str) -> Result<ObjectPath, ArchiveError> {
     check_name(name)?;
     ObjectPath::parse(name).map_err(|_| ArchiveError::InvalidName(name.to_owned()))
@@ -269,11 +275,7 @@ impl Archive for S3Archive {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ArchiveError> {
-        check_prefix(prefix)?;
-        let folder = match prefix.strip_suffix('/') {
-            Some(folder) => Some(object_path(folder)?),
-            None => None,
-        };
+        let folder = folder_path(prefix)?;
         let store = Arc::clone(&self.store);
         let listed =
             self.run(async move { store.list(folder.as_ref()).try_collect::<Vec<_>>().await });
@@ -287,6 +289,21 @@ impl Archive for S3Archive {
             })
             // An object of another name is not one of ours.
             .filter(|o| check_name(&o.name).is_ok())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn list_folders(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        let folder = folder_path(prefix)?;
+        let store = Arc::clone(&self.store);
+        let listed = self.run(async move { store.list_with_delimiter(folder.as_ref()).await });
+        let mut out: Vec<String> = listed
+            .map_err(|e| object_error(ArchiveOp::List, prefix, e))?
+            .common_prefixes
+            .into_iter()
+            .map(|p| format!("{p}/"))
+            .filter(|f| f.starts_with(prefix) && check_prefix(f).is_ok())
             .collect();
         out.sort();
         Ok(out)

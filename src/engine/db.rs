@@ -17,8 +17,8 @@ use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    CHECKPOINT_DIR, KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, SEGMENT_BYTES_MIN,
-    SHIPPED_FILE, STORE_DIR, WAL_DIR,
+    CHECKPOINT_DIR, KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, RESTORE_FILE,
+    SEGMENT_BYTES_MIN, SHIPPED_FILE, STORE_DIR, WAL_DIR,
 };
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
@@ -112,6 +112,9 @@ impl Db {
         }
         let files = Files::new(Arc::clone(&options.file_system));
         let lock = lock_data_dir(&files, path, options.create_if_missing)?;
+        if files.is_file(&path.join(RESTORE_FILE))? {
+            return Err(Error::RestoreIncomplete(path.to_path_buf()));
+        }
         let keyring_dir = path.join(KEYRING_DIR);
         let (manifest, root) = match Keyring::read_manifest(&files, &keyring_dir)? {
             Some(manifest) => {
@@ -378,17 +381,13 @@ impl Db {
         // A last pass, unless the archive was unreachable at the last one
         // (its timeouts would hold the close): the next open ships the rest.
         if let Some(shipper) = &self.inner.shipper {
-            let durable = self.inner.commit.synced_lsn();
             if !shipper.reachable() {
                 tracing::warn!(
                     shipped_lsn = shipper.shipped_lsn(),
-                    durable_lsn = durable,
+                    durable_lsn = self.inner.commit.synced_lsn(),
                     "close: the archive was unreachable at the last pass; the next open ships the rest"
                 );
-            } else if let Err(e) = shipper
-                .ship(durable, &AtomicBool::new(false))
-                .and_then(|_| self.inner.ship_keyring())
-            {
+            } else if let Err(e) = self.inner.ship_until(&AtomicBool::new(false)) {
                 tracing::warn!(error = %e, "close: the log's last frames or keyring changes are not archived yet");
             }
         }
@@ -444,13 +443,25 @@ impl Inner {
     /// Ships every durable frame not in the archive yet (no-op without an
     /// archive). Returns how many pieces it put.
     pub(crate) fn ship(&self) -> Result<usize> {
+        self.ship_until(&self.stopping)
+    }
+
+    /// [`Inner::ship`], stopping between two uploads once `stop` is set.
+    fn ship_until(&self, stop: &AtomicBool) -> Result<usize> {
         let Some(shipper) = &self.shipper else {
             return Ok(0);
         };
-        let pieces = shipper.ship(self.commit.synced_lsn(), &self.stopping);
+        // The keyring before the log: every frame up to `durable` was
+        // committed before this moment, with its key made (durably, in its
+        // shard) before it, so the copies put now hold the key of every
+        // record the pieces put next carry. A piece never reaches the
+        // archive before its keys, and a restore after a lost machine reads
+        // every piece. A keyring that fails to go does not hold the log
+        // back: most of its records are under keys already there.
+        let durable = self.commit.synced_lsn();
         let copies = self.ship_keyring();
-        let pieces = pieces?;
-        copies.map(|_| pieces)
+        let pieces = shipper.ship(durable, stop);
+        copies.and(pieces)
     }
 
     /// Brings the archive's keyring copies level with the local keyring.
@@ -603,7 +614,15 @@ pub(crate) fn lock_data_dir(
     if files.is_dir(path)? {
         let names = files.list(path)?;
         let ours = |n: &String| {
-            [KEYRING_DIR, WAL_DIR, STORE_DIR, LOCK_FILE, SHIPPED_FILE].contains(&n.as_str())
+            [
+                KEYRING_DIR,
+                WAL_DIR,
+                STORE_DIR,
+                LOCK_FILE,
+                SHIPPED_FILE,
+                RESTORE_FILE,
+            ]
+            .contains(&n.as_str())
         };
         if !names.is_empty() && !names.iter().any(ours) {
             return Err(Error::NotADatabase(path.to_path_buf()));

@@ -29,7 +29,7 @@ use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    BACKUP_MAGIC, BACKUP_VERSION, CHECKPOINT_DIR, LOG_ID_LEN, MAC_LEN, SST_SUFFIX,
+    BACKUP_MAGIC, BACKUP_VERSION, CHECKPOINT_DIR, LOG_ID_LEN, MAC_LEN, SST_SUFFIX, TMP_SUFFIX,
 };
 use crate::fs::Files;
 use crate::store::{Applied, Store};
@@ -183,6 +183,65 @@ impl<'a> Reader<'a> {
         let bytes = self.take(usize::from(len))?;
         String::from_utf8(bytes.to_vec())
             .map_err(|_| self.bad(CorruptionKind::Malformed("a name that is not UTF-8")))
+    }
+}
+
+impl BackupManifest {
+    /// Fetches every file of this backup (whose manifest is object `name`)
+    /// into folder `dir`, `threads` at a time, with `get` (an object's
+    /// bytes, fetched and opened: its seal checked): each file's size and
+    /// name checked against the
+    /// manifest, each written atomically. A file already in `dir` with its
+    /// size is kept: written atomically, it is whole, so a fetch run again
+    /// after a crash goes on where it stopped. `fetched` is told the bytes
+    /// of each file fetched. After it, `dir` is a RocksDB database holding
+    /// the store at `applied`.
+    pub(crate) fn fetch_into(
+        &self,
+        get: &(dyn Fn(&str) -> Result<Vec<u8>> + Sync),
+        name: &str,
+        files: &Files,
+        dir: &Path,
+        threads: usize,
+        fetched: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        files.create_dir_durable(dir)?;
+        crate::archive::fetch::parallel(&self.files, threads, |file| {
+            if file.name.contains('/') || file.name.is_empty() || file.name.ends_with(TMP_SUFFIX) {
+                return Err(ArchiveError::corrupt(
+                    name,
+                    0,
+                    CorruptionKind::Malformed("a backup file name that is not a plain file name"),
+                )
+                .into());
+            }
+            let path = dir.join(&file.name);
+            if files.is_file(&path)? && files.len(&path)? == file.size {
+                return Ok(());
+            }
+            let bytes = match &file.body {
+                Body::Inline(bytes) => bytes.clone(),
+                Body::Object(object) => get(object)?,
+            };
+            if bytes.len() as u64 != file.size {
+                return Err(ArchiveError::corrupt(
+                    name,
+                    0,
+                    CorruptionKind::Malformed(
+                        "a backup file of another size than its manifest says",
+                    ),
+                )
+                .into());
+            }
+            files.write_atomic(&path, &bytes)?;
+            fetched(file.size);
+            Ok(())
+        })
+    }
+
+    /// The bytes of the backup's files.
+    pub(crate) fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
     }
 }
 

@@ -22,16 +22,21 @@
 //!   done by the next pass, after a crash too.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::names;
-use crate::archive::{Archive, object};
+use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
-use crate::crypto::keyring::{FileVersion, Keyring, KeyringFile};
-use crate::error::Result;
-use crate::format::LOG_ID_LEN;
+use crate::crypto::keyring::{
+    ChainKey, FileVersion, KEY_BLOCK_LEN, Keyring, KeyringFile, Manifest, key_block, open_key_block,
+};
+use crate::crypto::root::RootKey;
+use crate::error::{CorruptionKind, Result};
+use crate::format::{KEYRING_VERSION, LOG_ID_LEN};
+use crate::options::MasterKeySource;
 use crate::scope::{Scope, TenantId};
 
 /// Puts a database's keyring into its archive.
@@ -89,7 +94,7 @@ impl KeyringShipper {
             let name = names::keyring_object(&folder, version);
             if let Err(e) = self
                 .archive
-                .put(&name, object::seal(&self.key, &name, &bytes))
+                .put(&name, copy_object(&self.key, &name, file, &bytes))
             {
                 // A put that failed here may still have landed: list again
                 // before the next pass trusts what it knows.
@@ -240,6 +245,45 @@ impl KeyringShipper {
         }
         Ok(())
     }
+}
+
+/// The object that keeps `bytes`, file `file`'s copy, under `name`: sealed
+/// whole (FORMAT §12.1), and for the manifest after its key block, in clear
+/// (§12.5): the one thing a reader with the master key alone can open.
+fn copy_object(key: &SecretKey, name: &str, file: KeyringFile, bytes: &[u8]) -> Vec<u8> {
+    let mut out = match file {
+        KeyringFile::Manifest => key_block(bytes),
+        _ => Vec::new(),
+    };
+    out.extend_from_slice(&object::seal(key, name, bytes));
+    out
+}
+
+/// Opens a copy of the keyring manifest (object `name`) with the master
+/// key alone: its key block gives the root key, which opens the sealed
+/// manifest after it; the two must agree, and the manifest's MAC must hold
+/// under that root key. Returns the manifest and the root key.
+pub(crate) fn open_manifest_copy(
+    name: &str,
+    bytes: &[u8],
+    source: &MasterKeySource,
+) -> Result<(Manifest, RootKey)> {
+    let (root, log_id) = open_key_block(Path::new(name), bytes, source)?;
+    let plain = object::open(&root.archive_key(), name, &bytes[KEY_BLOCK_LEN..])?;
+    let manifest = Manifest::decode(Path::new(name), &plain)?;
+    if manifest.log_id != log_id
+        || manifest.version != KEYRING_VERSION
+        || plain[..KEY_BLOCK_LEN - 4] != bytes[..KEY_BLOCK_LEN - 4]
+    {
+        return Err(ArchiveError::corrupt(
+            name,
+            0,
+            CorruptionKind::Malformed("the key block and the sealed manifest differ"),
+        )
+        .into());
+    }
+    manifest.verify(Path::new(name), &ChainKey::new(&root))?;
+    Ok((manifest, root))
 }
 
 fn copies<'a>(state: &'a mut State, folder: &str) -> &'a mut Vec<(FileVersion, String)> {

@@ -20,6 +20,7 @@ use rocksdb::{
 };
 
 use crate::error::{CorruptionKind, Error, Result};
+use crate::format::STORE_NS_DATA;
 use crate::format::{
     APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_CLOCK_SEEN,
     META_DATABASE, META_KEYRING_EPOCH, STORE_DIR,
@@ -203,6 +204,21 @@ impl Store {
         }
     }
 
+    /// Makes a restored store the store of a new history: bound to log
+    /// `log_id`, and holding the keyring at `keyring_epoch` (the restore's
+    /// keyring, which may be an older copy than the one the backup's store
+    /// last saw), durably.
+    pub(crate) fn adopt(&self, log_id: &[u8; LOG_ID_LEN], keyring_epoch: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put(META_DATABASE, log_id);
+        batch.put(META_KEYRING_EPOCH, keyring_epoch.to_le_bytes());
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(store_err)?;
+        *self.keyring_epoch.lock() = keyring_epoch;
+        self.flush()
+    }
+
     /// Replaces the applied mark, durably: after a power cut left the store
     /// ahead of the log, the log goes on from a frame whose MAC is not the
     /// one the store recorded (FORMAT §9.4).
@@ -306,6 +322,42 @@ impl Store {
         iter.seek(prefix);
         iter.status().map_err(store_err)?;
         Ok(iter.valid())
+    }
+
+    /// Every scope that holds a record, in key order: one seek per scope
+    /// (what a restore reports on, whatever the number of records).
+    pub(crate) fn scopes(&self) -> Result<Vec<Scope>> {
+        let mut out = Vec::new();
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(key_codec::prefix_end(&[STORE_NS_DATA]));
+        let mut iter = self.db.raw_iterator_opt(options);
+        iter.seek([STORE_NS_DATA]);
+        while let Some(key) = iter.key() {
+            let (scope, _) = key_codec::decode_data_key(key).ok_or_else(|| {
+                self.corruption(CorruptionKind::Malformed("a data key of no scope"))
+            })?;
+            out.push(scope);
+            iter.seek(key_codec::prefix_end(&key_codec::scope_prefix(scope)));
+        }
+        iter.status().map_err(store_err)?;
+        Ok(out)
+    }
+
+    /// Removes every record outside `prefix` (a per-tenant restore keeps
+    /// one tenant's), durably: two range deletions and a flush. Meta keys
+    /// stay.
+    pub(crate) fn retain_prefix(&self, prefix: &[u8]) -> Result<()> {
+        debug_assert_eq!(prefix.first(), Some(&STORE_NS_DATA));
+        let mut batch = WriteBatch::default();
+        batch.delete_range([STORE_NS_DATA].as_slice(), prefix);
+        batch.delete_range(
+            key_codec::prefix_end(prefix).as_slice(),
+            key_codec::prefix_end(&[STORE_NS_DATA]).as_slice(),
+        );
+        self.db
+            .write_opt(batch, &self.write_options)
+            .map_err(store_err)?;
+        self.flush()
     }
 
     /// Removes every key under `prefix` and the space it takes: a range

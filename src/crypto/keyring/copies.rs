@@ -8,10 +8,22 @@
 //! rewrite raises the generation), (epoch, master generation) for the
 //! manifest. Two copies of one file at one version hold the same bytes.
 
+use std::path::{Path, PathBuf};
+
+use super::custody::ChainKey;
 use super::shard::{self, KeyRecord};
-use super::{FileId, Keyring, subject_shard, subject_shard_id, tenant_shard, tenant_shard_of};
+use super::{
+    FileId, Keyring, shard_path_in, subject_shard, subject_shard_id, tenant_shard, tenant_shard_of,
+};
+use crate::codec;
+use crate::crypto::root::RootKey;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{KEYRING_MANIFEST_FILE, RECORD_KEY, SHARD_KIND_TENANTS, TENANT_TOKEN_VERSION};
+use crate::format::{
+    KEYRING_MANIFEST_FILE, KEYRING_SHARD_HEADER_LEN, KEYRING_SHARD_MAGIC, KEYRING_VERSION,
+    RECORD_KEY, SEALS_FILE, SEALS_MAGIC, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, SUBJECT_SHARDS,
+    TENANT_SHARDS, TENANT_TOKEN_VERSION,
+};
+use crate::fs::Files;
 use crate::scope::{Scope, TenantId};
 
 /// A keyring file, in the order copies are put: children before the
@@ -217,23 +229,105 @@ impl Keyring {
     /// rotation with it. Nothing for a destroyed tenant, or a version
     /// already there.
     pub(crate) fn add_retired(&self, record: &[u8], source: &str) -> Result<()> {
-        let bad = || {
-            Error::corruption(
-                source,
-                0,
-                CorruptionKind::Malformed("not a retired tenant key record"),
-            )
-        };
-        let record = KeyRecord::decode(record).ok_or_else(bad)?;
-        if record.kind != RECORD_KEY || record.version == TENANT_TOKEN_VERSION {
-            return Err(bad());
-        }
+        let record = retired_record(record, source)?;
         let tenant = TenantId(record.id);
         let mut loaded = self.loaded.write();
-        match loaded.tenants.get(&tenant) {
-            Some(t) if !t.destroyed && !t.versions.contains_key(&record.version) => {}
-            _ => return Ok(()),
+        if !self.takes_retired(&loaded, &record) {
+            return Ok(());
         }
         self.insert_tenant_record(&mut loaded, tenant_shard_of(tenant), &record)
     }
+
+    /// Puts back a retired sealing version as [`Keyring::add_retired`]
+    /// does, durably: appended to its tenant's shard, which then has more
+    /// than one sealing version, so the rotation that retired it runs again
+    /// (re-sealing what a restore brought back under it, then retiring it
+    /// once more). Returns whether it was put back.
+    pub(crate) fn readmit_retired(&self, record: &[u8], source: &str) -> Result<bool> {
+        let record = retired_record(record, source)?;
+        let _writing = self.write.lock();
+        if !self.takes_retired(&self.loaded.read(), &record) {
+            return Ok(false);
+        }
+        let id = tenant_shard_of(TenantId(record.id));
+        // Unwrapped before it is written: a record that does not open under
+        // this root key never reaches the shard.
+        self.insert_tenant_record(&mut self.loaded.write(), id, &record)?;
+        self.append(id, std::slice::from_ref(&record))?;
+        self.anchor()?;
+        Ok(true)
+    }
+
+    /// Whether a retired version belongs back: its tenant is live and lacks it.
+    fn takes_retired(&self, loaded: &super::Loaded, record: &KeyRecord) -> bool {
+        matches!(
+            loaded.tenants.get(&TenantId(record.id)),
+            Some(t) if !t.destroyed && !t.versions.contains_key(&record.version)
+        )
+    }
+}
+
+/// A retired tenant key's record, as the archive keeps it (FORMAT §12.5).
+fn retired_record(bytes: &[u8], source: &str) -> Result<KeyRecord> {
+    let bad = || {
+        Error::corruption(
+            source,
+            0,
+            CorruptionKind::Malformed("not a retired tenant key record"),
+        )
+    };
+    let record = KeyRecord::decode(bytes).ok_or_else(bad)?;
+    if record.kind != RECORD_KEY || record.version == TENANT_TOKEN_VERSION {
+        return Err(bad());
+    }
+    Ok(record)
+}
+
+/// Writes `bytes`, the archived copy (object `source`) of a keyring file
+/// other than the manifest, to its place in keyring folder `dir`, and
+/// returns that file. The copy says itself which file it is (the archive
+/// names folders by keyed hashes only): the seals ledger by its magic, a
+/// shard by its header's kind, tenant and shard. A shard is checked whole
+/// under `root`'s chain key first, so that one that would fail only when
+/// its tenant's subjects are first read fails now; the ledger and the
+/// tenant shards are checked again, against the manifest, when the keyring
+/// opens.
+pub(crate) fn place_copy(
+    files: &Files,
+    dir: &Path,
+    root: &RootKey,
+    bytes: &[u8],
+    source: &str,
+) -> Result<PathBuf> {
+    let from = Path::new(source);
+    let bad = |kind| Error::corruption(from, 0, kind);
+    let path = if bytes.starts_with(&SEALS_MAGIC) {
+        dir.join(SEALS_FILE)
+    } else {
+        codec::check_magic_version(from, bytes, &KEYRING_SHARD_MAGIC, KEYRING_VERSION)?;
+        let header = bytes
+            .get(..KEYRING_SHARD_HEADER_LEN)
+            .ok_or_else(|| bad(CorruptionKind::Truncated))?;
+        let tenant = u64::from_le_bytes(header[13..21].try_into().expect("8 bytes"));
+        let shard = u32::from_le_bytes(header[21..25].try_into().expect("4 bytes"));
+        let id = match header[12] {
+            SHARD_KIND_TENANTS if tenant == 0 && shard < TENANT_SHARDS => tenant_shard(shard),
+            SHARD_KIND_SUBJECTS if shard < SUBJECT_SHARDS => {
+                subject_shard_id(TenantId(tenant), shard)
+            }
+            _ => {
+                return Err(bad(CorruptionKind::Malformed(
+                    "a shard header names no shard",
+                )));
+            }
+        };
+        let decoded = shard::decode(from, bytes, id, &ChainKey::new(root), false)?;
+        if decoded.valid_len != bytes.len() {
+            return Err(bad(CorruptionKind::Malformed("a keyring copy cut short")));
+        }
+        shard_path_in(dir, id)
+    };
+    files.create_dir_durable(path.parent().expect("a keyring file is in a folder"))?;
+    files.write_atomic(&path, bytes)?;
+    Ok(path)
 }

@@ -102,6 +102,15 @@ impl Manifest {
         }
     }
 
+    /// The manifest of a new history of the same database (a restore's):
+    /// the same keys, anchors and master key, log `log_id`, one epoch later.
+    pub(crate) fn for_history(&self, log_id: [u8; LOG_ID_LEN]) -> Manifest {
+        Manifest {
+            log_id,
+            ..self.next()
+        }
+    }
+
     /// The same manifest, one epoch later (to be written).
     pub(crate) fn next(&self) -> Manifest {
         Manifest {
@@ -185,6 +194,45 @@ impl Manifest {
         }
         let crc_at = len - 4;
         codec::check_crc(file, bytes, crc_at)?;
+        let head = Head::decode(file, bytes)?;
+        let custody_at = KEYRING_MANIFEST_CUSTODY_AT;
+        let mut manifest = Manifest {
+            version,
+            kdf: head.kdf,
+            master_generation: head.master_generation,
+            wrapped_root: head.wrapped_root,
+            log_id: head.log_id,
+            epoch: 0,
+            seals: Anchor::default(),
+            tenants: vec![Anchor::default(); TENANT_SHARDS as usize],
+            mac: [0; MAC_LEN],
+        };
+        if version == KEYRING_VERSION {
+            let anchors_at = custody_at + 8;
+            manifest.epoch = u64::from_le_bytes(bytes[custody_at..anchors_at].try_into().unwrap());
+            let mut anchors = bytes[anchors_at..crc_at - MAC_LEN].chunks_exact(ANCHOR_LEN);
+            manifest.seals = Anchor::decode(anchors.next().expect("the length was checked"));
+            manifest.tenants = anchors.map(Anchor::decode).collect();
+            manifest.mac = bytes[crc_at - MAC_LEN..crc_at].try_into().unwrap();
+        }
+        Ok(manifest)
+    }
+}
+
+/// The manifest up to its log id: how the master key is obtained, the root
+/// key wrapped by it, and the log id. Every format has it.
+struct Head {
+    kdf: Kdf,
+    master_generation: u32,
+    wrapped_root: Wrapped,
+    log_id: [u8; LOG_ID_LEN],
+}
+
+impl Head {
+    /// Decodes the head of `bytes`, whose magic, version, length (at
+    /// least [`KEYRING_MANIFEST_CUSTODY_AT`]) and CRC the caller checked.
+    fn decode(file: &Path, bytes: &[u8]) -> Result<Head> {
+        let bad = |offset: usize, kind| Error::corruption(file, offset as u64, kind);
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let salt: [u8; SALT_LEN] = bytes[25..25 + SALT_LEN].try_into().unwrap();
         let kdf = match bytes[12] {
@@ -215,29 +263,56 @@ impl Manifest {
         let generation_at = 25 + SALT_LEN;
         let root_at = generation_at + 4;
         let log_id_at = root_at + WRAPPED_KEY_LEN;
-        let custody_at = log_id_at + LOG_ID_LEN;
-        debug_assert_eq!(custody_at, KEYRING_MANIFEST_CUSTODY_AT);
-        let mut manifest = Manifest {
-            version,
+        debug_assert_eq!(log_id_at + LOG_ID_LEN, KEYRING_MANIFEST_CUSTODY_AT);
+        Ok(Head {
             kdf,
             master_generation: u32_at(generation_at),
             wrapped_root: bytes[root_at..log_id_at].try_into().unwrap(),
-            log_id: bytes[log_id_at..custody_at].try_into().unwrap(),
-            epoch: 0,
-            seals: Anchor::default(),
-            tenants: vec![Anchor::default(); TENANT_SHARDS as usize],
-            mac: [0; MAC_LEN],
-        };
-        if version == KEYRING_VERSION {
-            let anchors_at = custody_at + 8;
-            manifest.epoch = u64::from_le_bytes(bytes[custody_at..anchors_at].try_into().unwrap());
-            let mut anchors = bytes[anchors_at..crc_at - MAC_LEN].chunks_exact(ANCHOR_LEN);
-            manifest.seals = Anchor::decode(anchors.next().expect("the length was checked"));
-            manifest.tenants = anchors.map(Anchor::decode).collect();
-            manifest.mac = bytes[crc_at - MAC_LEN..crc_at].try_into().unwrap();
-        }
-        Ok(manifest)
+            log_id: bytes[log_id_at..KEYRING_MANIFEST_CUSTODY_AT]
+                .try_into()
+                .unwrap(),
+        })
     }
+}
+
+/// The key block of a manifest's copy in an archive (FORMAT §12.5): the
+/// manifest file's first [`KEYRING_MANIFEST_CUSTODY_AT`] bytes (`file`: a
+/// whole format-2 manifest), then a CRC-32 of them. It is the one part of
+/// an archive not sealed under the archive key, since it is how a reader
+/// with the master key alone gets the root key, and so that key.
+pub(crate) fn key_block(file: &[u8]) -> Vec<u8> {
+    assert_eq!(file.len(), KEYRING_MANIFEST_LEN, "a format-2 manifest");
+    let mut out = file[..KEYRING_MANIFEST_CUSTODY_AT].to_vec();
+    out.extend_from_slice(&crc32fast::hash(&out).to_le_bytes());
+    debug_assert_eq!(out.len(), KEY_BLOCK_LEN);
+    out
+}
+
+/// Length of a [`key_block`].
+pub(crate) const KEY_BLOCK_LEN: usize = KEYRING_MANIFEST_CUSTODY_AT + 4;
+
+/// Opens the root key from the key block at the start of `bytes` (object
+/// `file`) with the master key from `source`: the block is checked (magic,
+/// version 2, CRC, fields), then unwrapped ([`Error::WrongMasterKey`] if the
+/// key does not open it). Returns the root key and the log id the block
+/// names.
+pub(crate) fn open_key_block(
+    file: &Path,
+    bytes: &[u8],
+    source: &crate::options::MasterKeySource,
+) -> Result<(RootKey, [u8; LOG_ID_LEN])> {
+    codec::check_magic_version(file, bytes, &KEYRING_MANIFEST_MAGIC, KEYRING_VERSION)?;
+    if bytes.len() < KEY_BLOCK_LEN {
+        return Err(Error::corruption(file, 0, CorruptionKind::Truncated));
+    }
+    codec::check_crc(file, bytes, KEYRING_MANIFEST_CUSTODY_AT)?;
+    let head = Head::decode(file, bytes)?;
+    let master = MasterKey::resolve(source, &head.kdf)?;
+    let root = place(head.master_generation)
+        .unwrap(&master.root_wrap_key(), &head.wrapped_root)
+        .map(RootKey::from_secret)
+        .map_err(|_| Error::WrongMasterKey)?;
+    Ok((root, head.log_id))
 }
 
 fn place(master_generation: u32) -> WrapPlace {

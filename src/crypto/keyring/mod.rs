@@ -51,9 +51,10 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, ReentrantMutex, RwLock};
 
-pub(crate) use copies::{FileVersion, KeyringFile};
-use custody::{Anchor, ChainKey};
-pub(crate) use manifest::Manifest;
+pub(crate) use copies::{FileVersion, KeyringFile, place_copy};
+use custody::Anchor;
+pub(crate) use custody::ChainKey;
+pub(crate) use manifest::{KEY_BLOCK_LEN, Manifest, key_block, open_key_block};
 use seals::SealRecord;
 use shard::{KeyRecord, ShardId};
 
@@ -979,21 +980,28 @@ impl Keyring {
     }
 
     fn subjects_dir(&self, tenant: TenantId) -> PathBuf {
-        self.dir
-            .join(KEYRING_SUBJECTS_DIR)
-            .join(format!("{:016x}", tenant.0))
+        subjects_dir_in(&self.dir, tenant)
     }
 
     fn shard_path(&self, id: ShardId) -> PathBuf {
-        match id.kind {
-            SHARD_KIND_TENANTS => self
-                .dir
-                .join(KEYRING_TENANTS_DIR)
-                .join(format!("{:03}{KEYRING_SHARD_SUFFIX}", id.shard)),
-            _ => self
-                .subjects_dir(TenantId(id.tenant))
-                .join(format!("{:04}{KEYRING_SHARD_SUFFIX}", id.shard)),
-        }
+        shard_path_in(&self.dir, id)
+    }
+}
+
+/// A tenant's subject shards' folder in keyring folder `dir`.
+fn subjects_dir_in(dir: &Path, tenant: TenantId) -> PathBuf {
+    dir.join(KEYRING_SUBJECTS_DIR)
+        .join(format!("{:016x}", tenant.0))
+}
+
+/// A shard's file in keyring folder `dir` (FORMAT §1).
+fn shard_path_in(dir: &Path, id: ShardId) -> PathBuf {
+    match id.kind {
+        SHARD_KIND_TENANTS => dir
+            .join(KEYRING_TENANTS_DIR)
+            .join(format!("{:03}{KEYRING_SHARD_SUFFIX}", id.shard)),
+        _ => subjects_dir_in(dir, TenantId(id.tenant))
+            .join(format!("{:04}{KEYRING_SHARD_SUFFIX}", id.shard)),
     }
 }
 
