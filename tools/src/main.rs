@@ -1,16 +1,26 @@
 //! The `strongroom` command-line tool.
 
 mod demo;
+mod ops;
 mod torture;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// strongroom: an embedded encrypted storage engine for multi-tenant
 /// personal data.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "\
+Exit codes: 0 done; 1 any other failure; 2 a wrong command line; 3 a wrong or
+unreadable master key; 4 the archive cannot be reached; 5 something read is
+damaged or missing; 6 the archive cannot give what was asked (no such moment,
+history or tenant); 7 the destination is in the way (not empty, in use)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +32,15 @@ enum Command {
     /// they survived, shred one tenant, and show that no plaintext reached
     /// the disk and nothing of the shredded tenant decrypts.
     Demo(demo::DemoArgs),
+    /// Restore a database as it was at one moment from an archive, into a
+    /// new folder (a whole database, or one tenant).
+    Restore(ops::restore::RestoreArgs),
+    /// What an archive holds: its histories, their backups and log, and the
+    /// moments a restore reaches.
+    Archive(ops::archive::ArchiveListArgs),
+    /// Check every object of an archive (incrementally: only what is new
+    /// since the last verify), naming each problem.
+    Verify(ops::verify::VerifyArgs),
     /// Crash-test the engine for as long as asked (SIGKILL at random points,
     /// each reopen checked).
     ///
@@ -44,8 +63,14 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { ops::exit::USAGE } else { 0 });
+        }
+    };
     // The torture's own reopens after each kill log recovery warnings that
     // are expected there (torn segments cut off, and so on).
     let default_filter = match cli.command {
@@ -59,13 +84,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let done = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Restore(args) => ops::restore::run(&args),
+        Command::Archive(args) => ops::archive::run(&args),
+        Command::Verify(args) => ops::verify::run(&args),
         Command::Torture(args) => torture::run(&args),
         Command::HarnessChild {
             dir,
             seed,
             iteration,
         } => strongroom_cli::harness::run_child(&dir, iteration, seed),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ops::exit::report(&e),
     }
 }
