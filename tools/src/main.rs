@@ -41,6 +41,21 @@ enum Command {
     /// Check every object of an archive (incrementally: only what is new
     /// since the last verify), naming each problem.
     Verify(ops::verify::VerifyArgs),
+    /// Take a base backup into the archive now.
+    Backup(ops::keys::BackupArgs),
+    /// Apply the archive's retention policy (or, with --dry-run, list what
+    /// it would delete).
+    Retention(ops::keys::RetentionArgs),
+    /// Shred a tenant or a subject: seal it for a grace period (default 7
+    /// days), then destroy its keys; --now destroys them at once.
+    Shred(ops::keys::ShredArgs),
+    /// Cancel a shred during its grace period.
+    CancelShred(ops::keys::CancelArgs),
+    /// Rotate a tenant's key: new writes under a new version, every record
+    /// re-sealed, the old version destroyed.
+    RotateKey(ops::keys::RotateArgs),
+    /// Rotate the master key: the root key rewrapped under the new one.
+    RotateMasterKey(ops::keys::RotateMasterArgs),
     /// Crash-test the engine for as long as asked (SIGKILL at random points,
     /// each reopen checked).
     ///
@@ -89,6 +104,12 @@ fn main() -> ExitCode {
         Command::Restore(args) => ops::restore::run(&args),
         Command::Archive(args) => ops::archive::run(&args),
         Command::Verify(args) => ops::verify::run(&args),
+        Command::Backup(args) => ops::keys::backup(&args),
+        Command::Retention(args) => ops::keys::retention(&args),
+        Command::Shred(args) => ops::keys::shred(&args),
+        Command::CancelShred(args) => ops::keys::cancel(&args),
+        Command::RotateKey(args) => ops::keys::rotate(&args),
+        Command::RotateMasterKey(args) => ops::keys::rotate_master(&args),
         Command::Torture(args) => torture::run(&args),
         Command::HarnessChild {
             dir,

@@ -374,3 +374,114 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_key_lifecycle_and_the_archive_from_the_command_line() {
+    let s = setup(40, 10);
+    let db_dir = s.dir.path().join("db");
+    let on_db = |args: &[&str]| {
+        bin()
+            .args(args)
+            .arg("--db")
+            .arg(&db_dir)
+            .arg("--key-file")
+            .arg(&s.key_file)
+            .arg("--archive")
+            .arg(&s.archive)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    // A subject sealed, then its shred cancelled; a tenant shredded now.
+    let sealed = json(&on_db(&[
+        "shred",
+        "--tenant",
+        "1",
+        "--subject",
+        "5",
+        "--grace",
+        "1h",
+    ]));
+    assert_eq!(sealed["state"], "sealed");
+    assert!(sealed["deadline"].is_string());
+    let cancelled = json(&on_db(&["cancel-shred", "--tenant", "1", "--subject", "5"]));
+    assert_eq!(cancelled["cancelled"], true);
+    let (code, line) = failure(&on_db(&["cancel-shred", "--tenant", "1", "--subject", "5"]));
+    assert_eq!(code, 1, "{line}");
+    let shredded = json(&on_db(&["shred", "--tenant", "2", "--now"]));
+    assert_eq!(
+        (
+            shredded["state"].as_str(),
+            shredded["archive_behind"].as_bool()
+        ),
+        (Some("shredded"), Some(false))
+    );
+    // A rotation, a backup, and retention's dry run.
+    assert_eq!(json(&on_db(&["rotate-key", "--tenant", "1"]))["version"], 2);
+    let backup = json(&on_db(&["backup"]));
+    assert!(backup["lsn"].as_u64().unwrap() >= s.last_lsn);
+    // Both backups fall in one hour: the newest of the hour is kept.
+    let plan = json(&on_db(&["retention", "--dry-run"]));
+    assert_eq!(plan["kept_backups"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(
+        plan["deleted_backups"].as_array().unwrap().len(),
+        1,
+        "{plan}"
+    );
+    assert_eq!(plan["dry_run"], true);
+    // The archive knows of the shred: a restore to a moment when tenant 2
+    // had records reports it destroyed.
+    let before = s.last_lsn.to_string();
+    let restored = json(&s.restore(
+        &s.dir.path().join("after-shred"),
+        &["--json", "--lsn", &before],
+    ));
+    let destroyed = restored["destroyed"].as_array().unwrap();
+    assert!(
+        destroyed
+            .iter()
+            .any(|d| d["tenant"] == 2 && d["subject"].is_null()),
+        "{restored}"
+    );
+    // The master key rotates: the old key is refused (exit 3), the new one opens.
+    let new_key = s.dir.path().join("new.key");
+    std::fs::write(&new_key, hex(&[0x33; 32])).unwrap();
+    let rotated = bin()
+        .args(["rotate-master-key", "--json", "--db"])
+        .arg(&db_dir)
+        .arg("--key-file")
+        .arg(&s.key_file)
+        .arg("--new-key-file")
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    assert_eq!(json(&rotated)["rotated"], true);
+    let (code, line) = failure(&on_db(&["backup"]));
+    assert_eq!(code, 3, "{line}");
+    let with_new = bin()
+        .args(["backup", "--json", "--db"])
+        .arg(&db_dir)
+        .arg("--key-file")
+        .arg(&new_key)
+        .arg("--archive")
+        .arg(&s.archive)
+        .output()
+        .unwrap();
+    json(&with_new);
+    // A database in use by an application: exit 7, nothing done.
+    let db = Db::open(&db_dir, Options::with_key([0x33; 32])).unwrap();
+    let busy = bin()
+        .args(["shred", "--now", "--tenant", "1", "--db"])
+        .arg(&db_dir)
+        .arg("--key-file")
+        .arg(&new_key)
+        .output()
+        .unwrap();
+    let (code, line) = failure(&busy);
+    assert_eq!(code, 7, "{line}");
+    assert_eq!(
+        db.tenant(TenantId(1)).state().unwrap(),
+        strongroom::ScopeState::Live
+    );
+    db.close().unwrap();
+}
