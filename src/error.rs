@@ -205,6 +205,10 @@ pub enum Error {
     /// A restore cannot do what it was asked (see [`RestoreError`]).
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// The database is a standby (`Db::open_standby`): it follows another
+    /// database's archive and changes nothing itself until promoted.
+    #[error("this database is a standby: it is read-only until promoted")]
+    Standby,
     /// The folder holds a restore that has not finished: run the same
     /// restore again to finish it (or remove the folder).
     #[error("{0} holds a restore that has not finished: run it again to finish it")]

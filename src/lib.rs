@@ -63,6 +63,7 @@ pub use engine::deadline::{CLOCK_LEAP_MAX, CLOCK_OPEN_GAP_MAX, ClockState};
 pub use engine::handles::{Subject, Tenant};
 pub use engine::shred::ShredOptions;
 pub use engine::snapshot::{Scan, Snapshot};
+pub use engine::standby::{StandbyOptions, StandbyStatus};
 pub use error::{CorruptionKind, Error, RestoreError, Result};
 pub use options::{ArchiveOptions, Durability, MasterKeySource, Options};
 pub use scope::{Scope, SubjectId, TenantId};

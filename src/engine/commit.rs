@@ -438,6 +438,21 @@ impl GroupCommit {
     /// LSN of the last group applied to the store: every write up to it is
     /// acknowledged, or about to be.
     /// LSN up to which the log is durable.
+    /// A standby's commit path, which commits nothing: the store has
+    /// applied the archive's frames up to `lsn`, committed at `commit_us`.
+    pub(crate) fn follow_to(&self, lsn: u64, commit_us: u64) {
+        let mut state = self.state.lock();
+        debug_assert!(
+            state.queue.is_empty() && !state.appending,
+            "a standby commits nothing"
+        );
+        state.appended_lsn = state.appended_lsn.max(lsn);
+        state.synced_lsn = state.synced_lsn.max(lsn);
+        state.applied_lsn = state.applied_lsn.max(lsn);
+        let mut last = self.last_commit_us.lock();
+        *last = (*last).max(commit_us);
+    }
+
     pub(crate) fn synced_lsn(&self) -> u64 {
         self.state.lock().synced_lsn
     }

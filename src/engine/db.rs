@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     retention: Option<crate::RetentionPolicy>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
+    /// Follows another database's archive, if this is a standby.
+    pub(crate) standby: Option<super::standby::Follower>,
     /// Wakes the shipping thread early.
     ship_wake: Arc<ShipWake>,
     /// Set when the database starts closing: long background work (a
@@ -101,7 +103,15 @@ impl Db {
     /// Checks the master key before reading or writing anything else, then
     /// replays the log into the store, cutting off a torn tail.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        let path = path.as_ref();
+        Db::open_with(path.as_ref(), options, None)
+    }
+
+    /// [`Db::open`], as a standby with `standby`'s follower.
+    pub(crate) fn open_with(
+        path: &Path,
+        options: Options,
+        standby: Option<super::standby::Follower>,
+    ) -> Result<Db> {
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
         }
@@ -246,6 +256,7 @@ impl Db {
                 .as_ref()
                 .map_or(u64::MAX, |a| a.unshipped_bytes_max),
             ship_wake: Arc::default(),
+            standby,
             stopping: AtomicBool::new(false),
             maintenance: Mutex::new(()),
             _lock: lock,
@@ -259,8 +270,11 @@ impl Db {
                 .set_on_roll(Arc::new(move || wake.notify()));
         }
         // Shreds whose deadline passed while the database was closed, or
-        // that a crash interrupted, complete before anything is served.
-        inner.complete_due_shreds()?;
+        // that a crash interrupted, complete before anything is served (a
+        // standby's come from the archive's keyring).
+        if inner.standby.is_none() {
+            inner.complete_due_shreds()?;
+        }
         inner.note_evidence()?;
         tracing::info!(path = %path.display(), replayed = replayed.frames, "database open");
         let background = Background::start(&inner, &options);
@@ -308,6 +322,7 @@ impl Db {
     /// hangs from the root key. From then on only `new_key` opens the
     /// database.
     pub fn rotate_master_key(&self, new_key: MasterKeySource) -> Result<()> {
+        self.inner.check_writable()?;
         self.inner.keyring.rotate_master(&new_key)
     }
 
@@ -409,6 +424,10 @@ impl Drop for Db {
 impl Inner {
     fn maintain(&self, budget: Option<Duration>) -> Result<()> {
         let _one_at_a_time = self.maintenance.lock();
+        if self.standby.is_some() {
+            // Shreds and rotations come from the archive's keyring.
+            return self.note_evidence();
+        }
         // A flush only when it lets a segment go: while the archive is
         // behind, the oldest sealed segment must wait for it, not for a
         // flush (one every pass would pile up tiny SST files).
@@ -517,6 +536,7 @@ impl Inner {
 
     /// Takes a base backup (`Db::backup_now`).
     pub(crate) fn backup(&self) -> Result<BackupInfo> {
+        self.check_writable()?;
         let Some(backups) = &self.backups else {
             return Err(Error::InvalidArgument("no archive to back up to"));
         };
@@ -560,6 +580,7 @@ impl Inner {
     /// Plans (`dry_run`) or applies the retention policy, at the believed
     /// time (a clock that leapt ahead deletes nothing early).
     fn retention(&self, dry_run: bool) -> Result<crate::RetentionPlan> {
+        self.check_writable()?;
         let (Some(backups), Some(policy)) = (&self.backups, &self.retention) else {
             return Err(Error::InvalidArgument("no archive or no retention policy"));
         };
@@ -719,6 +740,17 @@ impl Background {
                     },
                 ));
             }
+        }
+        if let Some(standby) = &inner.standby {
+            let poll = standby.poll_interval;
+            threads.push(spawn_loop(
+                "strongroom-standby",
+                inner,
+                &stop,
+                poll,
+                poll,
+                move |inner| inner.follow().map(|_| poll),
+            ));
         }
         if let Durability::SyncInterval(interval) = options.durability {
             threads.push(spawn_loop(

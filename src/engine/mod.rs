@@ -11,3 +11,4 @@ pub(crate) mod replay;
 pub(crate) mod rotation;
 pub(crate) mod shred;
 pub(crate) mod snapshot;
+pub(crate) mod standby;

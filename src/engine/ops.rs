@@ -26,6 +26,7 @@ impl Inner {
         scope: Scope,
         ops: impl Iterator<Item = OpRef<'a>> + Clone,
     ) -> Result<Lsn> {
+        self.check_writable()?;
         self.check_archive_budget()?;
         // Each refusal means another operation completed meanwhile (a key
         // version retired, a scope destroyed): the loop makes progress.

@@ -43,6 +43,7 @@ impl Tenant<'_> {
     /// subjects' keys under it, then destroys the old versions. Reads work
     /// throughout. Returns the new version.
     pub fn rotate_key(&self) -> Result<u32> {
+        self.db.inner.check_writable()?;
         // A tenant's first key is made here only over no data.
         self.db.inner.key_for_write(Scope::tenant(self.id))?;
         let version = self.db.inner.keyring.rotate_tenant(self.id)?;

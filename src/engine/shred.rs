@@ -53,6 +53,7 @@ impl ShredOptions {
 impl Inner {
     /// Seals `scope`, and destroys its keys now if there is no grace period.
     pub(crate) fn shred(&self, scope: Scope, options: ShredOptions) -> Result<ScopeState> {
+        self.check_writable()?;
         let grace_us = u64::try_from(options.grace.as_micros()).unwrap_or(u64::MAX);
         let deadline_us = self.deadlines.now_us().saturating_add(grace_us);
         self.keyring
@@ -79,6 +80,7 @@ impl Inner {
 
     /// Cancels the shred of a sealed scope. Returns whether it was sealed.
     pub(crate) fn cancel_shred(&self, scope: Scope) -> Result<bool> {
+        self.check_writable()?;
         let cancelled = self.keyring.cancel_seal(scope)?;
         if cancelled {
             self.note_evidence_after_change();

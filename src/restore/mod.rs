@@ -24,9 +24,9 @@
 //! and the replay goes on from the store's last frame, as recovery does),
 //! and the folder cannot be opened as a database until it has.
 
-mod history;
-mod marker;
-mod verify;
+pub(crate) mod history;
+pub(crate) mod marker;
+pub(crate) mod verify;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -247,6 +247,9 @@ pub struct RestoreOptions {
     threads: usize,
     file_system: Arc<dyn FileSystem>,
     progress: Option<Arc<dyn Fn(RestoreProgress) + Send + Sync>>,
+    /// Keeps the source's history (a standby, which goes on applying it)
+    /// instead of starting a new one.
+    pub(crate) keep_history: bool,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -274,6 +277,7 @@ impl RestoreOptions {
             threads: FETCH_THREADS,
             file_system: Arc::new(OsFileSystem),
             progress: None,
+            keep_history: false,
         }
     }
 
@@ -422,8 +426,10 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         }
         None => {
             let start = run.choose_backup(&backups, &pieces)?;
-            let mut new_history = [0u8; LOG_ID_LEN];
-            crate::crypto::fill_random(&mut new_history);
+            let mut new_history = history.log_id;
+            if !options.keep_history {
+                crate::crypto::fill_random(&mut new_history);
+            }
             let marker = Marker {
                 backup: start.map(|b| b.name),
                 new_history,
@@ -631,9 +637,11 @@ impl Run<'_> {
             place_copy(self.files, &dir, &self.history.root, &bytes, name).map(drop)
         })?;
         let path = dir.join(KEYRING_MANIFEST_FILE);
-        let bytes = (self.history.manifest)
-            .for_history(marker.new_history)
-            .encode(&ChainKey::new(&self.history.root));
+        let manifest = match marker.new_history == self.history.log_id {
+            true => self.history.manifest.clone(),
+            false => self.history.manifest.for_history(marker.new_history),
+        };
+        let bytes = manifest.encode(&ChainKey::new(&self.history.root));
         self.files.write_atomic(&path, &bytes)?;
         let manifest = Manifest::decode(&path, &bytes)?;
         let root = RootKey::from_secret(self.history.root.secret().clone());
@@ -665,62 +673,17 @@ impl Run<'_> {
     /// Replays the archive's pieces after the store's last frame, up to the
     /// target, through `applier`.
     fn replay(&self, pieces: &[PieceName], applier: &mut Applier<'_>) -> Result<()> {
-        let target = self.options.target;
-        // The pieces that continue the store's last frame, up to the
-        // target's LSN if it has one, or to the first gap.
-        let mut todo: Vec<&PieceName> = Vec::new();
-        let mut gap = None;
-        let mut reach = applier.last().lsn;
-        for piece in pieces {
-            if target.is_past(reach + 1, 0) {
-                break;
-            }
-            if piece.last <= reach {
-                continue; // in the store already, or an overlapped piece
-            }
-            if piece.first > reach + 1 {
-                gap = Some(RestoreError::Gap {
-                    after: reach,
-                    next: piece.first,
-                    piece: piece.name.clone(),
-                });
-                break;
-            }
-            todo.push(piece);
-            reach = piece.last;
-        }
-        let total: u64 = todo.iter().map(|p| p.size).sum();
-        let (mut done, mut reached) = (0, false);
-        let history = self.history;
-        in_order(
-            &todo,
+        replay_pieces(
+            self.history,
+            pieces,
+            applier,
+            self.options.target,
             self.options.threads,
-            2 * self.options.threads,
-            |piece| history.get(&piece.name),
-            |i, bytes| {
-                let piece = todo[i];
-                done += piece.size;
-                self.fetched.fetch_add(piece.size, Ordering::Relaxed);
-                let source = Path::new(&piece.name);
-                read_piece(source, &bytes, &history.mac_key, &history.log_id, |frame| {
-                    reached |= target.is_past(frame.header.lsn, frame.header.commit_time_us);
-                    if !reached {
-                        applier
-                            .apply(frame, source)
-                            .map_err(|e| gap_error(e, piece))?;
-                    }
-                    Ok(())
-                })?;
-                self.progress(RestoreStage::Log, done, total);
-                Ok(!reached)
+            |done, total| {
+                self.fetched.fetch_add(done.1, Ordering::Relaxed);
+                self.progress(RestoreStage::Log, done.0, total);
             },
-        )?;
-        // A target past a gap cannot be reached exactly (the missing frames
-        // may be before it); one before the gap was reached above.
-        match gap {
-            Some(gap) if !reached && !target.is_past(applier.last().lsn + 1, 0) => Err(gap.into()),
-            _ => Ok(()),
-        }
+        )
     }
 
     /// Puts back the key versions rotations retired after `lsn` (records
@@ -733,6 +696,75 @@ impl Run<'_> {
             }
         }
         Ok(readmitted)
+    }
+}
+
+/// Replays `pieces` of `history` (sorted, as [`History::pieces`] lists
+/// them) that follow the store's last frame through `applier`, fetching
+/// `threads` at a time, up to `target`: the one replay loop's feed from an
+/// archive, for a restore and for a standby. `fetched((done, piece), total)`
+/// is told the bytes fetched so far and of each piece. A gap before the
+/// target is [`RestoreError::Gap`].
+pub(crate) fn replay_pieces(
+    history: &History<'_>,
+    pieces: &[PieceName],
+    applier: &mut Applier<'_>,
+    target: RestoreTarget,
+    threads: usize,
+    mut fetched: impl FnMut((u64, u64), u64),
+) -> Result<()> {
+    // The pieces that continue the store's last frame, up to the target's
+    // LSN if it has one, or to the first gap.
+    let mut todo: Vec<&PieceName> = Vec::new();
+    let mut gap = None;
+    let mut reach = applier.last().lsn;
+    for piece in pieces {
+        if target.is_past(reach + 1, 0) {
+            break;
+        }
+        if piece.last <= reach {
+            continue; // in the store already, or an overlapped piece
+        }
+        if piece.first > reach + 1 {
+            gap = Some(RestoreError::Gap {
+                after: reach,
+                next: piece.first,
+                piece: piece.name.clone(),
+            });
+            break;
+        }
+        todo.push(piece);
+        reach = piece.last;
+    }
+    let total: u64 = todo.iter().map(|p| p.size).sum();
+    let (mut done, mut reached) = (0, false);
+    in_order(
+        &todo,
+        threads,
+        2 * threads,
+        |piece| history.get(&piece.name),
+        |i, bytes| {
+            let piece = todo[i];
+            done += piece.size;
+            let source = Path::new(&piece.name);
+            read_piece(source, &bytes, &history.mac_key, &history.log_id, |frame| {
+                reached |= target.is_past(frame.header.lsn, frame.header.commit_time_us);
+                if !reached {
+                    applier
+                        .apply(frame, source)
+                        .map_err(|e| gap_error(e, piece))?;
+                }
+                Ok(())
+            })?;
+            fetched((done, piece.size), total);
+            Ok(!reached)
+        },
+    )?;
+    // A target past a gap cannot be reached exactly (the missing frames may
+    // be before it); one before the gap was reached above.
+    match gap {
+        Some(gap) if !reached && !target.is_past(applier.last().lsn + 1, 0) => Err(gap.into()),
+        _ => Ok(()),
     }
 }
 

@@ -150,7 +150,7 @@ fn is_systemic(e: &Error) -> bool {
 /// objects each verified backup names, and where the log's chain stood
 /// after the verified pieces.
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     verified: BTreeMap<String, u64>,
     /// For each verified backup manifest, the SST objects it names.
     backups: BTreeMap<String, Vec<String>>,
@@ -208,7 +208,7 @@ impl State {
     /// `magic | version u32 | chain lsn u64 | chain mac [32] | count u64 |
     /// (name, size u64) * count | backups u64 | (name, count u64, name *
     /// count) * backups`, names as `len u16 | UTF-8`.
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = STATE_MAGIC.to_vec();
         out.extend_from_slice(&STATE_VERSION.to_le_bytes());
         let (lsn, mac) = self.chain.unwrap_or((0, [0; MAC_LEN]));
@@ -230,7 +230,7 @@ impl State {
         out
     }
 
-    fn decode(name: &str, bytes: &[u8]) -> Result<State> {
+    pub(crate) fn decode(name: &str, bytes: &[u8]) -> Result<State> {
         let mut r = Fields { name, bytes, at: 0 };
         if r.take(8)? != STATE_MAGIC {
             return Err(r.bad("not a verify state"));

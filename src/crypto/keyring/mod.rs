@@ -227,6 +227,76 @@ impl Keyring {
         root: RootKey,
         clock: Arc<dyn Clock>,
     ) -> Result<Keyring> {
+        Keyring::open_with_gates(files, dir, manifest, root, clock, HashMap::new())
+    }
+
+    /// Reads the keyring's files again, after new copies were written over
+    /// them (a standby following an archive's keyring), and takes their
+    /// state in place of the one in memory, under the write lock. Each
+    /// scope keeps its gate, set to the new state, so the keys that
+    /// snapshots and scans already hold see a seal, a cancel or a
+    /// destruction at once; the keys of scopes destroyed are wiped.
+    pub(crate) fn reload(&self, manifest: Manifest) -> Result<()> {
+        let _writing = self.write.lock();
+        let gates = self.loaded.read().gates.clone();
+        let fresh = Keyring::open_with_gates(
+            &self.files,
+            &self.dir,
+            manifest,
+            RootKey::from_secret(self.root.secret().clone()),
+            Arc::clone(&self.clock),
+            gates,
+        )?;
+        // Every gate carried over now says what the new state says (a
+        // subject's state is in its shard: read those now).
+        let scopes: Vec<Scope> = fresh.loaded.read().gates.keys().copied().collect();
+        let mut destroyed = HashSet::new();
+        for scope in scopes {
+            if let Some(subject) = scope.subject
+                && !fresh.is_destroyed(Scope::tenant(scope.tenant))?
+            {
+                fresh.load_subject_shard(scope.tenant, subject)?;
+            }
+            let state = fresh.state(scope)?;
+            let gate = Arc::clone(&fresh.loaded.read().gates[&scope]);
+            match state {
+                ScopeState::Shredded => {
+                    gate.set_shredded();
+                    destroyed.insert(scope);
+                }
+                ScopeState::Sealed { deadline_us } => gate.set_sealed(deadline_us),
+                ScopeState::Live => gate.set_live(),
+            }
+        }
+        let fresh_loaded = fresh.loaded.into_inner();
+        let mut loaded = self.loaded.write();
+        // The old keys of scopes destroyed now: wiped (their holders are
+        // refused by the gates above already).
+        for (tenant, entry) in &loaded.tenants {
+            if destroyed.contains(&Scope::tenant(*tenant)) {
+                entry.versions.values().for_each(|k| k.scope.wipe());
+            }
+        }
+        for ((tenant, subject), slot) in &loaded.subjects {
+            let gone = destroyed.contains(&Scope::tenant(*tenant))
+                || destroyed.contains(&Scope::subject(*tenant, *subject));
+            if let (true, SubjectSlot::Key(key)) = (gone, slot) {
+                key.wipe();
+            }
+        }
+        *loaded = fresh_loaded;
+        *self.manifest.lock() = fresh.manifest.into_inner();
+        Ok(())
+    }
+
+    fn open_with_gates(
+        files: &Files,
+        dir: &Path,
+        manifest: Manifest,
+        root: RootKey,
+        clock: Arc<dyn Clock>,
+        gates: HashMap<Scope, Arc<Gate>>,
+    ) -> Result<Keyring> {
         let chain_key = ChainKey::new(&root);
         manifest.verify(&dir.join(KEYRING_MANIFEST_FILE), &chain_key)?;
         let keyring = Keyring {
@@ -237,7 +307,10 @@ impl Keyring {
             root,
             chain_key,
             clock,
-            loaded: RwLock::new(Loaded::default()),
+            loaded: RwLock::new(Loaded {
+                gates,
+                ..Loaded::default()
+            }),
             write: ReentrantMutex::new(()),
         };
         let _writing = keyring.write.lock();

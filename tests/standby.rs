@@ -1,0 +1,148 @@
+//! The warm standby: it follows a live database through its archive (new
+//! records, new subjects' keys, shreds), serves reads, refuses writes,
+//! reports its lag, survives a reopen, and once promoted takes writes under
+//! a history of its own that never sees the old primary's later log.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{options, wait_until};
+use strongroom::archive::{Archive, LocalArchive};
+use strongroom::restore::histories;
+use strongroom::{
+    ArchiveOptions, Db, Error, ScopeState, ShredOptions, StandbyOptions, SubjectId, TenantId,
+};
+
+fn primary(dir: &std::path::Path, archive: &Arc<dyn Archive>) -> Db {
+    Db::open(
+        dir,
+        options().segment_bytes_max(8 << 10).archive(
+            ArchiveOptions::new(archive.clone())
+                .ship_interval(Duration::from_millis(20))
+                .backup_interval(None),
+        ),
+    )
+    .unwrap()
+}
+
+fn standby(dir: &std::path::Path, archive: &Arc<dyn Archive>) -> Db {
+    Db::open_standby(
+        dir,
+        options(),
+        StandbyOptions::new(archive.clone()).poll_interval(Duration::from_millis(20)),
+    )
+    .unwrap()
+}
+
+fn follows(archive: Arc<dyn Archive>) {
+    let dir = tempfile::tempdir().unwrap();
+    let main = primary(&dir.path().join("primary"), &archive);
+    let t = main.tenant(TenantId(1));
+    for i in 0..50 {
+        t.put(format!("k{i}").as_bytes(), b"v1").unwrap();
+    }
+    main.backup_now().unwrap();
+    for i in 50..100 {
+        t.put(format!("k{i}").as_bytes(), b"v1").unwrap();
+    }
+    main.ship_now().unwrap();
+    let standby_dir = dir.path().join("standby");
+    let copy = standby(&standby_dir, &archive);
+    assert_eq!(copy.last_lsn(), main.last_lsn(), "caught up when it opens");
+    assert_eq!(copy.tenant(TenantId(1)).scan().unwrap().count(), 100);
+    // Writes of every kind are refused.
+    let c1 = copy.tenant(TenantId(1));
+    assert!(matches!(c1.put(b"x", b"y"), Err(Error::Standby)));
+    assert!(matches!(c1.rotate_key(), Err(Error::Standby)));
+    assert!(matches!(
+        copy.shred_tenant(TenantId(1), ShredOptions::immediate()),
+        Err(Error::Standby)
+    ));
+    assert!(matches!(copy.backup_now(), Err(Error::Standby)));
+    // New records and a new subject (a key the standby never had) arrive.
+    t.put(b"k0", b"v2").unwrap();
+    t.subject(SubjectId(7)).put(b"allergy", b"peanuts").unwrap();
+    main.tenant(TenantId(2)).put(b"new", b"tenant").unwrap();
+    let last = main.last_lsn();
+    wait_until(
+        "the standby applies the new frames",
+        Duration::from_millis(10),
+        || copy.last_lsn() >= last,
+    );
+    assert_eq!(c1.get(b"k0").unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(
+        c1.subject(SubjectId(7)).get(b"allergy").unwrap().as_deref(),
+        Some(&b"peanuts"[..])
+    );
+    assert_eq!(
+        copy.tenant(TenantId(2)).get(b"new").unwrap().as_deref(),
+        Some(&b"tenant"[..])
+    );
+    let status = copy.standby_status().unwrap();
+    assert_eq!(status.applied_lsn, last);
+    assert_eq!(status.behind, Duration::ZERO);
+    // A shred on the primary reaches the standby's readers, and a snapshot
+    // taken before it.
+    let view = c1.subject(SubjectId(7)).snapshot().unwrap();
+    t.shred_subject(SubjectId(7), ShredOptions::immediate())
+        .unwrap();
+    wait_until(
+        "the standby honours the shred",
+        Duration::from_millis(10),
+        || c1.subject(SubjectId(7)).state().unwrap() == ScopeState::Shredded,
+    );
+    assert!(matches!(
+        c1.subject(SubjectId(7)).get(b"allergy"),
+        Err(Error::Shredded { .. })
+    ));
+    assert!(matches!(view.get(b"allergy"), Err(Error::Shredded { .. })));
+    drop(view);
+    // Closed and opened again, it goes on from where it was.
+    copy.close().unwrap();
+    t.put(b"while", b"closed").unwrap();
+    main.ship_now().unwrap();
+    let copy = standby(&standby_dir, &archive);
+    assert_eq!(
+        copy.tenant(TenantId(1)).get(b"while").unwrap().as_deref(),
+        Some(&b"closed"[..])
+    );
+    // Promoted: writable, under a history of its own.
+    let promoted = copy
+        .promote(
+            options().archive(
+                ArchiveOptions::new(archive.clone())
+                    .ship_interval(Duration::from_millis(20))
+                    .backup_interval(None),
+            ),
+        )
+        .unwrap();
+    assert!(promoted.standby_status().is_none());
+    let p1 = promoted.tenant(TenantId(1));
+    p1.put(b"after", b"promotion").unwrap();
+    promoted.ship_now().unwrap();
+    assert_eq!(histories(&*archive).unwrap().len(), 2);
+    // The old primary's later writes never reach it.
+    t.put(b"old", b"primary").unwrap();
+    main.ship_now().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(p1.get(b"old").unwrap(), None);
+    assert_eq!(
+        p1.get(b"after").unwrap().as_deref(),
+        Some(&b"promotion"[..])
+    );
+    promoted.close().unwrap();
+    main.close().unwrap();
+}
+
+#[test]
+fn a_standby_follows_a_local_archive_and_is_promoted() {
+    let archive_dir = tempfile::tempdir().unwrap();
+    follows(Arc::new(LocalArchive::new(archive_dir.path())));
+}
+
+#[test]
+fn a_standby_follows_an_s3_archive_and_is_promoted() {
+    follows(Arc::new(common::garage::shared().archive()));
+}
