@@ -41,6 +41,12 @@ enum Command {
     /// Check every object of an archive (incrementally: only what is new
     /// since the last verify), naming each problem.
     Verify(ops::verify::VerifyArgs),
+    /// Keep a warm standby in a folder: follow a database's archive (its
+    /// log and its shreds) until stopped.
+    Standby(ops::standby::StandbyArgs),
+    /// Make a (stopped) standby a database of its own: writable, shipping
+    /// under a new history.
+    Promote(ops::standby::PromoteArgs),
     /// Take a base backup into the archive now.
     Backup(ops::keys::BackupArgs),
     /// Apply the archive's retention policy (or, with --dry-run, list what
@@ -104,6 +110,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => ops::restore::run(&args),
         Command::Archive(args) => ops::archive::run(&args),
         Command::Verify(args) => ops::verify::run(&args),
+        Command::Standby(args) => ops::standby::standby(&args),
+        Command::Promote(args) => ops::standby::promote(&args),
         Command::Backup(args) => ops::keys::backup(&args),
         Command::Retention(args) => ops::keys::retention(&args),
         Command::Shred(args) => ops::keys::shred(&args),

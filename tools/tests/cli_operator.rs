@@ -485,3 +485,58 @@ fn the_key_lifecycle_and_the_archive_from_the_command_line() {
     );
     db.close().unwrap();
 }
+
+#[test]
+fn a_standby_and_its_promotion_from_the_command_line() {
+    let s = setup(30, 10);
+    let folder = s.dir.path().join("standby");
+    let run = |args: &[&str], place: &str| {
+        bin()
+            .args(args)
+            .arg("--archive")
+            .arg(&s.archive)
+            .arg("--key-file")
+            .arg(&s.key_file)
+            .arg(place)
+            .arg(&folder)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let status = json(&run(&["standby", "--once"], "--into"));
+    assert_eq!(status["applied_lsn"], s.last_lsn);
+    // The primary goes on; the standby catches up at its next run.
+    let db = Db::open(
+        s.dir.path().join("db"),
+        Options::with_key(KEY).archive(
+            ArchiveOptions::new(Arc::new(LocalArchive::new(&s.archive))).backup_interval(None),
+        ),
+    )
+    .unwrap();
+    let lsn = db.tenant(TenantId(1)).put(b"later", b"write").unwrap();
+    db.ship_now().unwrap();
+    db.close().unwrap();
+    let status = json(&run(&["standby", "--once"], "--into"));
+    assert_eq!(status["applied_lsn"], lsn.0);
+    // Promoted: a second history, and the folder takes writes.
+    let promoted = json(&run(&["promote"], "--db"));
+    assert_eq!(
+        (promoted["promoted"].as_bool(), promoted["lsn"].as_u64()),
+        (Some(true), Some(lsn.0))
+    );
+    let listed = bin()
+        .args(["archive", "--json", "--archive"])
+        .arg(&s.archive)
+        .arg("--key-file")
+        .arg(&s.key_file)
+        .output()
+        .unwrap();
+    assert_eq!(json(&listed)["histories"].as_array().unwrap().len(), 2);
+    let db = Db::open(&folder, Options::with_key(KEY)).unwrap();
+    assert_eq!(
+        db.tenant(TenantId(1)).get(b"later").unwrap().as_deref(),
+        Some(&b"write"[..])
+    );
+    db.tenant(TenantId(1)).put(b"mine", b"now").unwrap();
+    db.close().unwrap();
+}

@@ -9,5 +9,6 @@ pub mod location;
 pub mod master_key;
 pub mod progress;
 pub mod restore;
+pub mod standby;
 pub mod verify;
 pub mod when;
