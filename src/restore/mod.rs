@@ -153,6 +153,35 @@ pub fn describe(
     Ok(out)
 }
 
+/// The files of backup `name` (its manifest's object name) in `archive`:
+/// (file name, size, the SST object that holds it, or `None` for a small
+/// file kept in the manifest itself).
+pub fn backup_files(
+    archive: &dyn Archive,
+    master_key: &MasterKeySource,
+    name: &str,
+) -> Result<Vec<(String, u64, Option<String>)>> {
+    let log_id = history::histories(archive)?
+        .into_iter()
+        .find(|id| name.starts_with(&format!("{}/", names::history(id))))
+        .ok_or_else(|| crate::archive::ArchiveError::NotFound {
+            name: name.to_owned(),
+        })?;
+    let history = History::open(archive, log_id, master_key)?;
+    Ok(history
+        .backup(name)?
+        .files
+        .into_iter()
+        .map(|f| {
+            let object = match f.body {
+                crate::ship::backup::Body::Object(o) => Some(o),
+                crate::ship::backup::Body::Inline(_) => None,
+            };
+            (f.name, f.size, object)
+        })
+        .collect())
+}
+
 /// How many archive calls a restore makes at once, by default.
 const FETCH_THREADS: usize = 4;
 

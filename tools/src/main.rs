@@ -47,6 +47,9 @@ enum Command {
     /// Make a (stopped) standby a database of its own: writable, shipping
     /// under a new history.
     Promote(ops::standby::PromoteArgs),
+    /// What a stopped database's log, a scope, or a backup holds: metadata
+    /// only (keys and values with --decrypt).
+    Inspect(ops::inspect::InspectArgs),
     /// Take a base backup into the archive now.
     Backup(ops::keys::BackupArgs),
     /// Apply the archive's retention policy (or, with --dry-run, list what
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => ops::verify::run(&args),
         Command::Standby(args) => ops::standby::standby(&args),
         Command::Promote(args) => ops::standby::promote(&args),
+        Command::Inspect(args) => ops::inspect::run(&args),
         Command::Backup(args) => ops::keys::backup(&args),
         Command::Retention(args) => ops::keys::retention(&args),
         Command::Shred(args) => ops::keys::shred(&args),

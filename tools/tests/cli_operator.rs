@@ -540,3 +540,82 @@ fn a_standby_and_its_promotion_from_the_command_line() {
     db.tenant(TenantId(1)).put(b"mine", b"now").unwrap();
     db.close().unwrap();
 }
+
+#[test]
+fn inspect_shows_metadata_and_plaintext_only_when_asked() {
+    let s = setup(20, 10);
+    let db_dir = s.dir.path().join("db");
+    let inspect = |args: &[&str]| {
+        bin()
+            .arg("inspect")
+            .args(args)
+            .arg("--key-file")
+            .arg(&s.key_file)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let db_arg = db_dir.to_str().unwrap();
+    let log = inspect(&["log", "--db", db_arg]);
+    let text = String::from_utf8_lossy(&log.stdout).into_owned();
+    let listed = json(&log);
+    let frames = listed["frames"].as_array().unwrap();
+    assert!(!frames.is_empty());
+    assert_eq!(frames.last().unwrap()["lsn"], s.last_lsn);
+    assert_eq!(frames.last().unwrap()["entries"][0]["op"], "put");
+    assert!(listed["records"].as_array().unwrap().is_empty());
+    assert!(
+        !text.contains("\"k1") && !text.contains("vvvvvvvv"),
+        "no plaintext: {text}"
+    );
+    let decrypted = json(&inspect(&["log", "--db", db_arg, "--decrypt"]));
+    assert!(
+        decrypted["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "k19" && r["value"] == "vvvvvvvvvv")
+    );
+    let scope = json(&inspect(&["scope", "--db", db_arg, "--tenant", "1"]));
+    assert_eq!(
+        (scope["state"].as_str(), scope["records"].as_u64()),
+        (Some("live"), Some(10))
+    );
+    let listed = bin()
+        .args(["archive", "--json", "--archive"])
+        .arg(&s.archive)
+        .arg("--key-file")
+        .arg(&s.key_file)
+        .output()
+        .unwrap();
+    let backup = json(&listed)["histories"][0]["backups"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let files = bin()
+        .args([
+            "inspect",
+            "backup",
+            "--json",
+            "--name",
+            &backup,
+            "--archive",
+        ])
+        .arg(&s.archive)
+        .arg("--key-file")
+        .arg(&s.key_file)
+        .output()
+        .unwrap();
+    let files = json(&files);
+    let files = files["files"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["file"].as_str().unwrap().ends_with(".sst") && f["object"].is_string())
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f["file"] == "CURRENT" && f["object"].is_null())
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod exit;
+pub mod inspect;
 pub mod keys;
 pub mod location;
 pub mod master_key;
