@@ -359,7 +359,13 @@ impl Db {
     /// (appends and applies wait for the moment it takes), whose SST files
     /// not yet in the archive are uploaded, then its manifest.
     pub fn backup_now(&self) -> Result<BackupInfo> {
-        self.inner.backup()
+        self.inner.backup(&|_, _| {})
+    }
+
+    /// [`Db::backup_now`], telling `progress` the bytes of the store's files
+    /// read so far and in all as it goes (an operator's progress bar).
+    pub fn backup_now_with_progress(&self, progress: impl Fn(u64, u64)) -> Result<BackupInfo> {
+        self.inner.backup(&progress)
     }
 
     /// What the retention policy would delete from the archive now (a dry
@@ -535,7 +541,7 @@ impl Inner {
     }
 
     /// Takes a base backup (`Db::backup_now`).
-    pub(crate) fn backup(&self) -> Result<BackupInfo> {
+    pub(crate) fn backup(&self, progress: &dyn Fn(u64, u64)) -> Result<BackupInfo> {
         self.check_writable()?;
         let Some(backups) = &self.backups else {
             return Err(Error::InvalidArgument("no archive to back up to"));
@@ -546,6 +552,7 @@ impl Inner {
                 checkpoint_store(&self.store, dir)
             },
             &self.stopping,
+            progress,
         )
     }
 
@@ -573,7 +580,7 @@ impl Inner {
                 return Ok(interval);
             }
         }
-        self.backup()?;
+        self.backup(&|_, _| {})?;
         Ok(interval)
     }
 

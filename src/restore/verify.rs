@@ -63,11 +63,21 @@ pub struct Problem {
 }
 
 /// What a verify checks, and how.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyOptions {
     master_key: MasterKeySource,
     deep: bool,
     incremental: bool,
+    progress: Option<std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for VerifyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyOptions")
+            .field("deep", &self.deep)
+            .field("incremental", &self.incremental)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifyOptions {
@@ -78,7 +88,15 @@ impl VerifyOptions {
             master_key,
             deep: false,
             incremental: true,
+            progress: None,
         }
+    }
+
+    /// Called with (bytes fetched, bytes to fetch at most) as the run goes,
+    /// history by history.
+    pub fn progress(mut self, progress: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(progress));
+        self
     }
 
     /// Also open every record of every piece with the archive's keyring.
@@ -111,6 +129,7 @@ pub fn verify(archive: &dyn Archive, options: &VerifyOptions) -> Result<VerifyRe
             history: &history,
             options,
             report: &mut report,
+            to_fetch: 0,
         }
         .history()?;
         report.histories += 1;
@@ -283,6 +302,9 @@ struct Run<'a> {
     history: &'a History<'a>,
     options: &'a VerifyOptions,
     report: &'a mut VerifyReport,
+    /// Bytes of this history's objects not verified before: what this run
+    /// fetches at most (for progress).
+    to_fetch: u64,
 }
 
 impl Run<'_> {
@@ -298,6 +320,11 @@ impl Run<'_> {
         // Objects gone since (retention) are forgotten.
         state.verified.retain(|name, _| listed.contains_key(name));
         state.backups.retain(|name, _| listed.contains_key(name));
+        self.to_fetch = listed
+            .iter()
+            .filter(|(name, size)| state.verified.get(*name) != Some(size))
+            .map(|(_, size)| size)
+            .sum();
         let keyring = self.keyring(&mut state, &listed)?;
         let backups = h.backups()?;
         for backup in &backups {
@@ -372,6 +399,12 @@ impl Run<'_> {
         let sealed = self.history.archive.get(name)?;
         self.report.objects_checked += 1;
         self.report.bytes_fetched += sealed.len() as u64;
+        if let Some(progress) = &self.options.progress {
+            progress(
+                self.report.bytes_fetched,
+                self.to_fetch.max(self.report.bytes_fetched),
+            );
+        }
         Ok(object::open(&self.history.archive_key, name, &sealed)?)
     }
 

@@ -439,13 +439,14 @@ impl Backups {
         &self,
         checkpoint: impl FnOnce(&Path) -> Result<Applied>,
         stop: &AtomicBool,
+        progress: &dyn Fn(u64, u64),
     ) -> Result<BackupInfo> {
         // One at a time: the known set and the checkpoint folder are shared.
         let mut known = self.known.lock();
         let dir = self.data_dir.join(CHECKPOINT_DIR);
         self.files.remove_dir_durable(&dir)?;
         let applied = checkpoint(&dir)?;
-        let result = self.upload(&dir, applied, &mut known, stop);
+        let result = self.upload(&dir, applied, &mut known, stop, progress);
         if let Err(e) = self.files.remove_dir_durable(&dir) {
             tracing::warn!(error = %e, "backup: cannot remove the checkpoint folder");
         }
@@ -458,6 +459,7 @@ impl Backups {
         applied: Applied,
         known: &mut Option<HashSet<String>>,
         stop: &AtomicBool,
+        progress: &dyn Fn(u64, u64),
     ) -> Result<BackupInfo> {
         if known.is_none() {
             let listed = self.archive.list(&names::sst_folder(&self.log_id))?;
@@ -466,6 +468,13 @@ impl Backups {
         let known = known.as_mut().expect("listed above");
         let mut names_in_dir = self.files.list(dir)?;
         names_in_dir.sort();
+        // Progress counts every file's bytes (read, and hashed), uploaded
+        // or already in the archive.
+        let mut total = 0;
+        for name in &names_in_dir {
+            total += self.files.len(&dir.join(name))?;
+        }
+        let mut done = 0;
         let mut files = Vec::with_capacity(names_in_dir.len());
         let (mut uploaded, mut bytes_uploaded) = (0, 0);
         for name in names_in_dir {
@@ -489,6 +498,8 @@ impl Backups {
                 Body::Inline(bytes)
             };
             files.push(BackupFile { name, size, body });
+            done += size;
+            progress(done, total);
         }
         let manifest = BackupManifest { applied, files };
         let name = names::backup(&self.log_id, applied.lsn);

@@ -265,8 +265,9 @@ pub fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     }
     let db = args.db.open(None)?;
     let bars = super::progress::Bars::new(args.db.json);
-    let info = db.backup_now()?;
+    let info = db.backup_now_with_progress(|done, total| bars.update("backup", done, total));
     bars.finish();
+    let info = info?;
     db.ship_now()?;
     db.close()?;
     args.db.print(

@@ -40,10 +40,15 @@ pub struct VerifyArgs {
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let archive = args.archive.open()?;
+    let bars = std::sync::Arc::new(super::progress::Bars::new(args.json));
+    let progress = std::sync::Arc::clone(&bars);
     let options = VerifyOptions::new(args.key.source()?)
         .deep(args.deep)
-        .incremental(!args.full);
-    let report = verify(&*archive, &options)?;
+        .incremental(!args.full)
+        .progress(move |done, total| progress.update("verify", done, total));
+    let report = verify(&*archive, &options);
+    bars.finish();
+    let report = report?;
     if args.json {
         let value = json!({
             "histories": report.histories,
