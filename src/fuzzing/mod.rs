@@ -121,6 +121,7 @@ mod archive;
 mod keyring;
 mod log;
 mod memfs;
+mod restore;
 mod sealed;
 
 pub use archive::{archive_object, backup_manifest};
@@ -128,6 +129,7 @@ use keyring::master;
 pub use keyring::{manifest, seals, shard};
 pub use log::{frame, payload, recovery};
 use memfs::MemFs;
+pub use restore::{manifest_copy, restore_marker, verify_state};
 use sealed::record_key;
 pub use sealed::sealed_record;
 
@@ -220,6 +222,9 @@ pub fn seed_inputs() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("model", model_seeds()),
         ("archive_object", archive::archive_object_seeds()),
         ("backup_manifest", archive::backup_manifest_seeds()),
+        ("restore_marker", restore::restore_marker_seeds()),
+        ("verify_state", restore::verify_state_seeds()),
+        ("manifest_copy", restore::manifest_copy_seeds()),
     ]
 }
 
@@ -352,6 +357,11 @@ mod tests {
                     "shard" => shard(&input),
                     "seals" => seals(&input),
                     "sealed_record" => sealed_record(&input),
+                    "archive_object" => archive_object(&input),
+                    "backup_manifest" => backup_manifest(&input),
+                    "restore_marker" => restore_marker(&input),
+                    "verify_state" => verify_state(&input),
+                    "manifest_copy" => manifest_copy(&input),
                     "model" => {}
                     other => panic!("unknown target {other}"),
                 }
