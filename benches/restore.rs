@@ -6,8 +6,8 @@
 //! RESTORE_BENCH_MB=1024 ...   # the database's size (default 256)
 //! ```
 //!
-//! **Restore.** A database of `RESTORE_BENCH_MB` of 1 KiB values (batches
-//! of 64 puts over 16 tenants), shipped to the archive, with one backup
+//! **Restore.** A database of `RESTORE_BENCH_MB` of random 1 KiB values
+//! (batches of 64 puts over 16 tenants), shipped to the archive, with one backup
 //! taken at half of it: a restore to the latest moment fetches the backup
 //! (about half the data) and replays the log (the other half). Reported:
 //! the MB/s of each stage (from the restore's progress reports) and the
@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use strongroom::archive::{Archive, LocalArchive};
 use strongroom::restore::{RestoreOptions, RestoreStage, restore};
 use strongroom::{
@@ -55,12 +57,16 @@ fn master() -> MasterKeySource {
 /// Writes `mb` of records; with `backup_at_half`, a backup at half.
 fn fill(db: &Db, mb: u64, backup_at_half: bool) {
     let records = (mb << 20) / VALUE as u64;
-    let value = vec![0x5a; VALUE];
+    // Random values: records are compressed before they are sealed, and a
+    // repeated byte would shrink the database to nothing.
+    let mut rng = StdRng::seed_from_u64(mb);
+    let mut value = vec![0u8; VALUE];
     let mut written = 0;
     while written < records {
         let tenant = db.tenant(TenantId(1 + written / BATCH as u64 % 16));
         let mut batch = WriteBatch::new();
         for i in 0..BATCH as u64 {
+            rng.fill_bytes(&mut value);
             batch.put(
                 format!("key-{:012}", written + i).into_bytes(),
                 value.clone(),

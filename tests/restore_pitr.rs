@@ -537,4 +537,26 @@ fn a_per_tenant_restore_holds_that_tenant_alone() {
         assert_eq!(t.subject(SubjectId(5)).scan().unwrap().count(), 0);
     }
     db.close().unwrap();
+    // Nor their keys: their tenant shards hold no record (a 69-byte
+    // header), and only tenant 2's subject shards are there.
+    let keyring = into.join("keyring");
+    for (shard, other) in [("001", 1), ("003", 3)] {
+        let len =
+            std::fs::metadata(keyring.join(format!("tenants/{shard}.keys"))).map_or(0, |m| m.len());
+        assert!(
+            len <= 69,
+            "tenant {other}'s shard holds records: {len} bytes"
+        );
+    }
+    assert!(
+        std::fs::metadata(keyring.join("tenants/002.keys"))
+            .unwrap()
+            .len()
+            > 69
+    );
+    let subjects: Vec<_> = std::fs::read_dir(keyring.join("subjects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(subjects, [format!("{:016x}", 2)]);
 }

@@ -674,7 +674,12 @@ impl Run<'_> {
         self.files.write_atomic(&path, &bytes)?;
         let manifest = Manifest::decode(&path, &bytes)?;
         let root = RootKey::from_secret(self.history.root.secret().clone());
-        Keyring::open(self.files, &dir, manifest, root, Arc::new(SystemClock))
+        let keyring = Keyring::open(self.files, &dir, manifest, root, Arc::new(SystemClock))?;
+        if let Some(tenant) = self.options.tenant {
+            // A per-tenant restore holds that tenant's keys alone.
+            keyring.keep_only_tenant(tenant)?;
+        }
+        Ok(keyring)
     }
 
     /// Fetches the backup's files into the store's folder.

@@ -488,6 +488,17 @@ impl Run<'_> {
                 return Ok(None);
             }
         };
+        // Every subject key unwraps under its tenant's keys, now rather
+        // than at a restore's first read of that subject.
+        if let Err(e) = keyring.load_every_subject_shard() {
+            if is_systemic(&e) {
+                return Err(e);
+            }
+            self.report.problem(
+                names::keyring_root(&h.log_id),
+                &format!("a subject shard does not open with its tenant's keys: {e}"),
+            );
+        }
         state
             .verified
             .insert(h.manifest_name.clone(), size(&h.manifest_name));

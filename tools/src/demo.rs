@@ -28,6 +28,18 @@ pub struct DemoArgs {
     /// Remove the folder first if it exists.
     #[arg(long)]
     fresh: bool,
+    /// Print only a JSON summary of what was shown (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `println!` unless `--json` asked for the summary alone.
+macro_rules! say {
+    ($args:expr, $($line:tt)*) => {
+        if !$args.json {
+            println!($($line)*);
+        }
+    };
 }
 
 const TENANTS: [(TenantId, &str); 2] = [(TenantId(1), "agency"), (TenantId(2), "school")];
@@ -39,7 +51,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .with_context(|| format!("removing {}", args.dir.display()))?;
     }
     let options = || Options::new(MasterKeySource::Passphrase(args.passphrase.clone().into()));
-    println!("strongroom demo in {}", args.dir.display());
+    say!(args, "strongroom demo in {}", args.dir.display());
 
     let started = Instant::now();
     let db = Db::open(&args.dir, options())?;
@@ -54,21 +66,25 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             batch.put_subject(SubjectId(s), "email", format!("person{s}@{name}.example"));
         }
         let lsn = t.write(batch)?;
-        println!(
+        say!(
+            args,
             "  wrote {} records to tenant {} ({name}) and {SUBJECTS} subject records in one batch (LSN {})",
-            args.records, tenant.0, lsn.0
+            args.records,
+            tenant.0,
+            lsn.0
         );
     }
-    println!(
+    say!(
+        args,
         "  {} durable writes in {:.2?}",
         2 * (args.records + 1),
         started.elapsed()
     );
     db.close()?;
-    println!("  closed");
+    say!(args, "  closed");
 
     let db = Db::open(&args.dir, options())?;
-    println!("  reopened");
+    say!(args, "  reopened");
     for (tenant, name) in TENANTS {
         let t = db.tenant(tenant);
         for i in 0..args.records {
@@ -83,9 +99,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             ensure!(email.is_some(), "subject {s} of {name} lost");
         }
         let scanned = t.scan()?.count();
-        println!(
+        say!(
+            args,
             "  tenant {} ({name}): all {} records and {SUBJECTS} subjects read back; a scan sees {scanned}",
-            tenant.0, args.records
+            tenant.0,
+            args.records
         );
     }
     ensure!(count_records(&db)? >= before, "records went missing");
@@ -94,13 +112,16 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let (school, _) = TENANTS[1];
     let started = Instant::now();
     db.shred_tenant(school, ShredOptions::immediate())?;
-    println!(
+    say!(
+        args,
         "  shredded tenant {} (school) in {:.2?}",
         school.0,
         started.elapsed()
     );
     match db.tenant(school).get(key("school", 0).as_bytes()) {
-        Err(strongroom::Error::Shredded { .. }) => println!("  its records now read as: shredded"),
+        Err(strongroom::Error::Shredded { .. }) => {
+            say!(args, "  its records now read as: shredded")
+        }
         other => bail!("a shredded tenant answered {other:?}"),
     }
     db.run_maintenance()?;
@@ -112,7 +133,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .iter()
             .filter(|d| d.scope.tenant == tenant)
             .count();
-        println!(
+        say!(
+            args,
             "  with the master key and every key left, tenant {} ({name}) decrypts {n} records from the log and store",
             tenant.0
         );
@@ -124,13 +146,40 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     let (files, bytes, hits) =
         search_plaintext(&args.dir, &["agency", "school", "@agency.example"])?;
-    println!("  searched {files} files ({bytes} bytes) for the plaintext written: {hits} hits");
+    say!(
+        args,
+        "  searched {files} files ({bytes} bytes) for the plaintext written: {hits} hits"
+    );
     if hits > 0 {
         bail!("plaintext found on disk");
     }
-    println!(
+    say!(
+        args,
         "done: everything survived the reopen, nothing is readable at rest, and the shredded tenant is gone"
     );
+    if args.json {
+        let per_tenant: Vec<_> = TENANTS
+            .iter()
+            .map(|(t, name)| {
+                serde_json::json!({
+                    "tenant": t.0,
+                    "name": name,
+                    "decryptable_records": decryptable.iter().filter(|d| d.scope.tenant == *t).count(),
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "dir": args.dir,
+            "records_per_tenant": args.records,
+            "subjects_per_tenant": SUBJECTS,
+            "shredded_tenant": school.0,
+            "tenants": per_tenant,
+            "files_searched": files,
+            "bytes_searched": bytes,
+            "plaintext_hits": hits,
+        });
+        println!("{summary}");
+    }
     Ok(())
 }
 

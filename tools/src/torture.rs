@@ -27,6 +27,9 @@ pub struct TortureArgs {
     /// Seconds between two progress lines.
     #[arg(long, default_value_t = 10)]
     progress_secs: u64,
+    /// Print only a JSON summary at the end (no progress lines).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: &TortureArgs) -> anyhow::Result<()> {
@@ -45,15 +48,20 @@ pub fn run(args: &TortureArgs) -> anyhow::Result<()> {
         stop: Stop::At(Instant::now() + runtime),
         stop_at_first_failure: false,
     };
-    println!(
-        "strongroom torture: {:.1} minutes, {} loops, seed {seed}, databases in {}",
-        args.minutes,
-        config.loops,
-        dir.display()
-    );
+    if !args.json {
+        println!(
+            "strongroom torture: {:.1} minutes, {} loops, seed {seed}, databases in {}",
+            args.minutes,
+            config.loops,
+            dir.display()
+        );
+    }
     let every = Duration::from_secs(args.progress_secs.max(1));
     let last = Mutex::new((Instant::now(), 0usize));
     let progress = |report: &Report| {
+        if args.json {
+            return;
+        }
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
         for failure in &report.failures[last.1..] {
             println!("{failure}");
@@ -69,15 +77,29 @@ pub fn run(args: &TortureArgs) -> anyhow::Result<()> {
         }
     };
     let report = harness::run(&config, &progress);
-    println!("{}", report.stats);
-    println!(
-        "done in {:.0} s: {}",
-        report.elapsed.as_secs_f64(),
-        report.stats.summary(report.failures.len())
-    );
+    if args.json {
+        let summary = serde_json::json!({
+            "seed": seed,
+            "seconds": report.elapsed.as_secs_f64(),
+            "kill_points": report.stats.kill_points,
+            "summary": report.stats.summary(report.failures.len()),
+            "failures": report.failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            "dir": dir,
+        });
+        println!("{summary}");
+    } else {
+        println!("{}", report.stats);
+        println!(
+            "done in {:.0} s: {}",
+            report.elapsed.as_secs_f64(),
+            report.stats.summary(report.failures.len())
+        );
+    }
     if !report.failures.is_empty() {
-        for failure in &report.failures {
-            println!("{failure}");
+        if !args.json {
+            for failure in &report.failures {
+                println!("{failure}");
+            }
         }
         bail!(
             "{} failure(s) in {} kill points; their databases are kept (above)",

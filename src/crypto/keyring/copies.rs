@@ -258,6 +258,87 @@ impl Keyring {
         Ok(true)
     }
 
+    /// Leaves `tenant`'s keys alone in the keyring (a per-tenant restore):
+    /// every tenant shard rewritten with its records only, every other
+    /// tenant's subject shards and pending seals removed, the manifest
+    /// brought level, and the keyring read again. The other tenants are
+    /// then unknown to it, as to a new database: absent, not shredded.
+    pub(crate) fn keep_only_tenant(&self, tenant: TenantId) -> Result<()> {
+        let _writing = self.write.lock();
+        for shard in 0..TENANT_SHARDS {
+            let id = tenant_shard(shard);
+            let records = self.shard_records(id)?;
+            let kept: Vec<KeyRecord> = records
+                .iter()
+                .filter(|r| r.id == tenant.0)
+                .cloned()
+                .collect();
+            if kept.len() != records.len() {
+                self.rewrite(id, &kept)?;
+            }
+        }
+        let others: Vec<TenantId> = self
+            .loaded
+            .read()
+            .tenants
+            .keys()
+            .copied()
+            .filter(|t| *t != tenant)
+            .collect();
+        for other in others {
+            self.files.remove_dir_durable(&self.subjects_dir(other))?;
+        }
+        self.loaded
+            .write()
+            .seals
+            .retain(|scope, _| scope.tenant == tenant);
+        self.rewrite_seals()?;
+        self.anchor()?;
+        // As written (the copy in memory keeps the MAC it was read with).
+        let manifest = Keyring::read_manifest(&self.files, &self.dir)?.ok_or_else(|| {
+            Error::corruption(
+                self.dir.join(KEYRING_MANIFEST_FILE),
+                0,
+                CorruptionKind::Truncated,
+            )
+        })?;
+        drop(_writing);
+        self.reload(manifest)
+    }
+
+    /// Reads every subject shard in the keyring's folder now (they are
+    /// otherwise read when their tenant's subjects are first used): each
+    /// checked against its anchor, each key unwrapped. What a verify of an
+    /// archive's keyring asks. Returns how many shards it read.
+    pub(crate) fn load_every_subject_shard(&self) -> Result<usize> {
+        let tenants: Vec<TenantId> = self
+            .loaded
+            .read()
+            .tenants
+            .iter()
+            .filter(|(_, t)| !t.destroyed)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut read = 0;
+        for tenant in tenants {
+            let dir = self.subjects_dir(tenant);
+            if !self.files.is_dir(&dir)? {
+                continue;
+            }
+            for name in self.files.list(&dir)? {
+                let Some(shard) = name
+                    .strip_suffix(crate::format::KEYRING_SHARD_SUFFIX)
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                self.load_shard(subject_shard_id(tenant, shard))?;
+                read += 1;
+            }
+        }
+        Ok(read)
+    }
+
     /// Whether a retired version belongs back: its tenant is live and lacks it.
     fn takes_retired(&self, loaded: &super::Loaded, record: &KeyRecord) -> bool {
         matches!(
