@@ -209,6 +209,10 @@ pub enum Error {
     /// database's archive and changes nothing itself until promoted.
     #[error("this database is a standby: it is read-only until promoted")]
     Standby,
+    /// `Db::open_standby` on a folder that holds a database but is not a
+    /// standby (it would empty that database's log).
+    #[error("{0} holds a database that is not a standby")]
+    NotAStandby(PathBuf),
     /// The folder holds a restore that has not finished: run the same
     /// restore again to finish it (or remove the folder).
     #[error("{0} holds a restore that has not finished: run it again to finish it")]

@@ -22,6 +22,13 @@ pub const LOCK_FILE: &str = "LOCK";
 /// §12.7): a folder that holds it is not a database yet, and opening it is
 /// refused until the restore has finished.
 pub const RESTORE_FILE: &str = "RESTORING";
+/// The file that makes a folder a standby (FORMAT §12.9): the history it
+/// follows, as 32 hex digits and a newline. A standby opens only with
+/// `Db::open_standby`, never as an ordinary database.
+pub const STANDBY_FILE: &str = "STANDBY";
+/// The file of a promotion in progress (FORMAT §12.9): the new history's
+/// log id, as 32 hex digits and a newline; the next open finishes it.
+pub const PROMOTE_FILE: &str = "PROMOTING";
 /// Suffix of temporary files written before an atomic rename.
 pub const TMP_SUFFIX: &str = ".tmp";
 

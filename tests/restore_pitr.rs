@@ -361,7 +361,7 @@ fn a_restore_refuses_a_folder_in_use_and_a_half_restored_folder_does_not_open() 
     std::fs::write(
         half.join("RESTORING"),
         format!(
-            "strongroom restore 1\nhistory {}\ntarget latest\ntenant all\nbackup none\nnew-history {}\nstage replay\n",
+            "strongroom restore 1\nmode restore\nhistory {}\ntarget latest\ntenant all\nbackup none\nnew-history {}\nstage replay\n",
             strongroom::restore::histories(&*archive).unwrap()[0],
             "00".repeat(16)
         ),

@@ -146,3 +146,79 @@ fn a_standby_follows_a_local_archive_and_is_promoted() {
 fn a_standby_follows_an_s3_archive_and_is_promoted() {
     follows(Arc::new(common::garage::shared().archive()));
 }
+
+#[test]
+fn a_standby_never_touches_another_database_and_a_promotion_is_finished_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let primary_dir = dir.path().join("primary");
+    let main = primary(&primary_dir, &archive);
+    main.tenant(TenantId(1)).put(b"k", b"v").unwrap();
+    main.ship_now().unwrap();
+    main.close().unwrap();
+    // The primary's folder is not a standby: refused, its log untouched.
+    let wal_before = common::all_files(&primary_dir.join("wal"));
+    assert!(matches!(
+        Db::open_standby(
+            &primary_dir,
+            options(),
+            StandbyOptions::new(archive.clone())
+        ),
+        Err(Error::NotAStandby(_))
+    ));
+    assert_eq!(common::all_files(&primary_dir.join("wal")), wal_before);
+    // A standby's folder does not open as an ordinary database.
+    let standby_dir = dir.path().join("standby");
+    standby(&standby_dir, &archive).close().unwrap();
+    assert!(matches!(
+        Db::open(&standby_dir, options()),
+        Err(Error::Standby)
+    ));
+    // A promotion recorded but not carried out (a crash right after its
+    // record): the next open finishes it.
+    std::fs::write(
+        standby_dir.join("PROMOTING"),
+        format!("{}\n", "5a".repeat(16)),
+    )
+    .unwrap();
+    let promoted = Db::open(&standby_dir, options()).unwrap();
+    assert!(!standby_dir.join("STANDBY").exists() && !standby_dir.join("PROMOTING").exists());
+    promoted
+        .tenant(TenantId(1))
+        .put(b"after", b"crash")
+        .unwrap();
+    assert_eq!(
+        promoted.tenant(TenantId(1)).get(b"k").unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    promoted.close().unwrap();
+}
+
+#[test]
+fn a_standby_keeps_following_after_the_primarys_master_key_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive: Arc<dyn Archive> = Arc::new(LocalArchive::new(archive_dir.path()));
+    let main = primary(&dir.path().join("primary"), &archive);
+    let t = main.tenant(TenantId(1));
+    t.subject(SubjectId(3)).put(b"k", b"v").unwrap();
+    main.ship_now().unwrap();
+    let copy = standby(&dir.path().join("standby"), &archive);
+    main.rotate_master_key(strongroom::MasterKeySource::Bytes(zeroize::Zeroizing::new(
+        [0x42; 32],
+    )))
+    .unwrap();
+    t.shred_subject(SubjectId(3), ShredOptions::immediate())
+        .unwrap();
+    main.ship_now().unwrap();
+    let c1 = copy.tenant(TenantId(1));
+    wait_until(
+        "the shred reaches the standby",
+        Duration::from_millis(10),
+        || c1.subject(SubjectId(3)).state().unwrap() == ScopeState::Shredded,
+    );
+    assert_eq!(copy.standby_status().unwrap().last_error, None);
+    copy.close().unwrap();
+    main.close().unwrap();
+}

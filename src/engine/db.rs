@@ -17,8 +17,8 @@ use crate::crypto::nonce::NonceSource;
 use crate::crypto::root::RootKey;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::{
-    CHECKPOINT_DIR, KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, RESTORE_FILE,
-    SEGMENT_BYTES_MIN, SHIPPED_FILE, STORE_DIR, WAL_DIR,
+    CHECKPOINT_DIR, KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, PROMOTE_FILE,
+    RESTORE_FILE, SEGMENT_BYTES_MIN, SHIPPED_FILE, STANDBY_FILE, STORE_DIR, WAL_DIR,
 };
 use crate::fs::{FileLock, Files};
 use crate::options::{Durability, MasterKeySource, Options};
@@ -124,6 +124,16 @@ impl Db {
         let lock = lock_data_dir(&files, path, options.create_if_missing)?;
         if files.is_file(&path.join(RESTORE_FILE))? {
             return Err(Error::RestoreIncomplete(path.to_path_buf()));
+        }
+        // A promotion a crash interrupted is finished first.
+        super::standby::finish_promotion(&files, path, &options.master_key)?;
+        // A standby opens only as one; its log holds nothing of its own, and
+        // is emptied under the lock (see `standby.rs`).
+        match (standby.is_some(), files.is_file(&path.join(STANDBY_FILE))?) {
+            (true, true) => files.remove_dir_durable(&path.join(WAL_DIR))?,
+            (true, false) => return Err(Error::NotAStandby(path.to_path_buf())),
+            (false, true) => return Err(Error::Standby),
+            (false, false) => {}
         }
         let keyring_dir = path.join(KEYRING_DIR);
         let (manifest, root) = match Keyring::read_manifest(&files, &keyring_dir)? {
@@ -412,7 +422,11 @@ impl Db {
                 tracing::warn!(error = %e, "close: the log's last frames or keyring changes are not archived yet");
             }
         }
-        let anchored = self.inner.keyring.anchor_pending();
+        // A standby's keyring files are the archive's copies: never written.
+        let anchored = match self.inner.standby {
+            Some(_) => Ok(()),
+            None => self.inner.keyring.anchor_pending(),
+        };
         let noted = self.inner.note_evidence();
         self.inner.store.flush()?;
         anchored.and(noted)
@@ -649,6 +663,8 @@ pub(crate) fn lock_data_dir(
                 LOCK_FILE,
                 SHIPPED_FILE,
                 RESTORE_FILE,
+                STANDBY_FILE,
+                PROMOTE_FILE,
             ]
             .contains(&n.as_str())
         };

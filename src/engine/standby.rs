@@ -31,7 +31,10 @@ use super::replay::Applier;
 use crate::archive::Archive;
 use crate::crypto::keyring::{ChainKey, Keyring, place_copy};
 use crate::error::{Error, Result};
-use crate::format::{KEYRING_DIR, KEYRING_MANIFEST_FILE, LOG_ID_LEN, STORE_DIR, WAL_DIR};
+use crate::format::{
+    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOG_ID_LEN, PROMOTE_FILE, RESTORE_FILE, STANDBY_FILE,
+    STORE_DIR, WAL_DIR,
+};
 use crate::fs::Files;
 use crate::options::{MasterKeySource, Options};
 use crate::restore::history::History;
@@ -87,7 +90,7 @@ impl StandbyOptions {
 
 /// How far a standby is behind the database it follows.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandbyStatus {
     /// The last frame applied.
     pub applied_lsn: crate::Lsn,
@@ -98,12 +101,15 @@ pub struct StandbyStatus {
     pub behind: Duration,
     /// When the last poll that reached the archive ended.
     pub last_poll: Option<SystemTime>,
+    /// Why the last poll failed, if it did (an archive out of reach, a gap
+    /// in its log): the standby serves what it has meanwhile.
+    pub last_error: Option<String>,
 }
 
 /// The follower of one standby.
 pub(crate) struct Follower {
     archive: Arc<dyn Archive>,
-    master_key: MasterKeySource,
+    root: crate::crypto::root::RootKey,
     log_id: [u8; LOG_ID_LEN],
     pub(crate) poll_interval: Duration,
     data_dir: std::path::PathBuf,
@@ -118,6 +124,8 @@ struct Seen {
     keyring: Vec<String>,
     archive_lsn: u64,
     last_poll: Option<SystemTime>,
+    /// Why the last pass failed, if it did.
+    last_error: Option<String>,
 }
 
 impl Db {
@@ -141,9 +149,13 @@ impl Db {
             return Err(Error::InvalidArgument("a zero poll interval"));
         }
         let files = Files::new(Arc::clone(&options.file_system));
-        if !files.is_dir(&path.join(STORE_DIR))?
-            || files.is_file(&path.join(crate::format::RESTORE_FILE))?
-        {
+        let restoring = files.is_file(&path.join(RESTORE_FILE))?;
+        let holds_store = files.is_dir(&path.join(STORE_DIR))?;
+        if holds_store && !restoring && !files.is_file(&path.join(STANDBY_FILE))? {
+            // Another database's folder: its log must not be touched.
+            return Err(Error::NotAStandby(path.to_path_buf()));
+        }
+        if !holds_store || restoring {
             let mut restore_options =
                 RestoreOptions::new(Arc::clone(&standby.archive), options.master_key.clone())
                     .target(RestoreTarget::Latest)
@@ -154,16 +166,16 @@ impl Db {
             restore_options.keep_history = true;
             restore(path, &restore_options)?;
         }
-        // Nothing of its own in its log (see the module's invariant).
-        files.remove_dir_durable(&path.join(WAL_DIR))?;
-        let log_id =
-            crate::crypto::keyring::Keyring::read_manifest(&files, &path.join(KEYRING_DIR))?
-                .ok_or_else(|| Error::NotFound(path.to_path_buf()))?
-                .log_id;
+        let manifest = Keyring::read_manifest(&files, &path.join(KEYRING_DIR))?
+            .ok_or_else(|| Error::NotFound(path.to_path_buf()))?;
+        // The root key once: later polls open the archive's manifest copies
+        // with it, so the primary's master key may rotate.
+        let master = crate::crypto::master::MasterKey::resolve(&options.master_key, &manifest.kdf)?;
+        let root = manifest.open_root(&master)?;
         let follower = Follower {
             archive: Arc::clone(&standby.archive),
-            master_key: options.master_key.clone(),
-            log_id,
+            root,
+            log_id: manifest.log_id,
             poll_interval: standby.poll_interval,
             data_dir: path.to_path_buf(),
             files,
@@ -194,6 +206,7 @@ impl Db {
             archive_lsn: crate::Lsn(seen.archive_lsn.max(applied.lsn)),
             behind,
             last_poll: seen.last_poll,
+            last_error: seen.last_error.clone(),
         })
     }
 
@@ -216,27 +229,77 @@ impl Db {
             tracing::warn!(error = %e, "promote: the last pass over the archive failed; promoting what was applied");
         }
         let (path, files) = (follower.data_dir.clone(), follower.files.clone());
+        // Key versions retired on the primary after what was applied: the
+        // store may hold records sealed under them (a rotation's re-sealing
+        // not applied yet), and the database it becomes must read them.
+        let history = History::open_with_root(&*follower.archive, follower.log_id, &follower.root)?;
+        let applied = self.inner.store.applied()?.lsn;
+        for (name, retired_at) in history.retired()? {
+            if retired_at > applied {
+                self.inner
+                    .keyring
+                    .readmit_retired(&history.get(&name)?, &name)?;
+            }
+        }
+        drop(history);
         self.close()?;
+        // Recorded first, finished by the next open if a crash stops it here.
         let mut new_id = [0u8; LOG_ID_LEN];
         crate::crypto::fill_random(&mut new_id);
-        let keyring_dir = path.join(KEYRING_DIR);
-        let manifest = Keyring::read_manifest(&files, &keyring_dir)?
-            .ok_or_else(|| Error::NotFound(path.clone()))?;
-        let master = crate::crypto::master::MasterKey::resolve(&options.master_key, &manifest.kdf)?;
-        let root = manifest.open_root(&master)?;
-        let manifest = manifest.for_history(new_id);
-        {
-            let store = Store::open(&path, crate::options::BLOCK_CACHE_BYTES_DEFAULT)?;
-            store.adopt(&new_id, manifest.epoch)?;
-        }
-        files.remove_dir_durable(&path.join(WAL_DIR))?;
-        files.write_atomic(
-            &keyring_dir.join(KEYRING_MANIFEST_FILE),
-            &manifest.encode(&ChainKey::new(&root)),
-        )?;
-        tracing::info!(new_history = %names::history(&new_id), "standby promoted");
+        let line = format!("{}\n", names::history(&new_id));
+        files.write_atomic(&path.join(PROMOTE_FILE), line.as_bytes())?;
+        tracing::info!(new_history = %names::history(&new_id), "standby: promoting");
         Db::open(&path, options)
     }
+}
+
+/// Finishes the promotion recorded in `<path>/PROMOTING`, if there is one
+/// (the caller holds the folder's lock): the store bound to the new
+/// history, the standby's log emptied, the manifest rewritten with the new
+/// log id, then `STANDBY` and `PROMOTING` removed, last. Every step may be
+/// done again.
+pub(crate) fn finish_promotion(
+    files: &Files,
+    path: &std::path::Path,
+    master_key: &MasterKeySource,
+) -> Result<()> {
+    let record = path.join(PROMOTE_FILE);
+    let Some(bytes) = files.read_if_exists(&record)? else {
+        return Ok(());
+    };
+    let new_id = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| t.strip_suffix('\n'))
+        .and_then(|hex| names::parse_history(&format!("{hex}/")))
+        .ok_or_else(|| {
+            Error::corruption(
+                &record,
+                0,
+                crate::error::CorruptionKind::Malformed("a bad promotion record"),
+            )
+        })?;
+    let keyring_dir = path.join(KEYRING_DIR);
+    let manifest =
+        Keyring::read_manifest(files, &keyring_dir)?.ok_or_else(|| Error::NotFound(path.into()))?;
+    let master = crate::crypto::master::MasterKey::resolve(master_key, &manifest.kdf)?;
+    let root = manifest.open_root(&master)?;
+    let manifest = match manifest.log_id == new_id {
+        true => manifest.next(),
+        false => manifest.for_history(new_id),
+    };
+    {
+        let store = Store::open(path, crate::options::BLOCK_CACHE_BYTES_DEFAULT)?;
+        store.adopt(&new_id, manifest.epoch)?;
+    }
+    files.remove_dir_durable(&path.join(WAL_DIR))?;
+    files.write_atomic(
+        &keyring_dir.join(KEYRING_MANIFEST_FILE),
+        &manifest.encode(&ChainKey::new(&root)),
+    )?;
+    files.remove_durable(&path.join(STANDBY_FILE))?;
+    files.remove_durable(&record)?;
+    tracing::info!(new_history = %names::history(&new_id), "standby promoted");
+    Ok(())
 }
 
 impl Inner {
@@ -255,7 +318,18 @@ impl Inner {
             return Err(Error::InvalidArgument("not a standby"));
         };
         let mut seen = follower.seen.lock();
-        let history = History::open(&*follower.archive, follower.log_id, &follower.master_key)?;
+        let passed = self.follow_pass(follower, &mut seen);
+        seen.last_error = passed.as_ref().err().map(|e| e.to_string());
+        passed
+    }
+
+    fn follow_pass(&self, follower: &Follower, seen: &mut Seen) -> Result<u64> {
+        let history = History::open_with_root(&*follower.archive, follower.log_id, &follower.root)?;
+        // The log listed before the keyring: the primary puts a record's
+        // key before the piece that holds it, so every piece listed here
+        // has its keys in the copies listed next.
+        let pieces = history.pieces()?;
+        let archive_lsn = pieces.iter().map(|p| p.last).max().unwrap_or(0);
         let mut copies = history.keyring_copies()?;
         copies.push(history.manifest_name.clone());
         copies.sort();
@@ -263,8 +337,6 @@ impl Inner {
             self.take_keyring(follower, &history, &copies, &seen.keyring)?;
             seen.keyring = copies;
         }
-        let pieces = history.pieces()?;
-        let archive_lsn = pieces.iter().map(|p| p.last).max().unwrap_or(0);
         let mut applier = Applier::new(&self.store, &self.keyring)?;
         let before = applier.last().lsn;
         replay_pieces(
@@ -293,16 +365,16 @@ impl Inner {
         known: &[String],
     ) -> Result<()> {
         let dir = follower.data_dir.join(KEYRING_DIR);
+        // Every new copy fetched (and opened) before any file is written: a
+        // pass that fails on the network leaves the files as they were.
+        let mut fetched = Vec::new();
         for name in copies {
             if known.binary_search(name).is_err() && *name != history.manifest_name {
-                place_copy(
-                    &follower.files,
-                    &dir,
-                    &history.root,
-                    &history.get(name)?,
-                    name,
-                )?;
+                fetched.push((name, history.get(name)?));
             }
+        }
+        for (name, bytes) in &fetched {
+            place_copy(&follower.files, &dir, &history.root, bytes, name)?;
         }
         follower.files.write_atomic(
             &dir.join(KEYRING_MANIFEST_FILE),
@@ -311,6 +383,14 @@ impl Inner {
         let manifest = Keyring::read_manifest(&follower.files, &dir)?
             .ok_or_else(|| Error::NotFound(dir.clone()))?;
         self.keyring.reload(manifest)?;
+        // Versions the primary retired that the store may still hold
+        // records under (re-sealing not applied yet): in memory only.
+        let applied = self.store.applied()?.lsn;
+        for (name, retired_at) in history.retired()? {
+            if retired_at > applied {
+                self.keyring.add_retired(&history.get(&name)?, &name)?;
+            }
+        }
         for scope in self.store.scopes()? {
             if self.keyring.is_destroyed(scope)? {
                 self.store

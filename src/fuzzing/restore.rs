@@ -59,8 +59,10 @@ pub(super) fn restore_marker_seeds() -> Vec<Vec<u8>> {
         ),
     ]
     .into_iter()
-    .map(|(target, tenant, backup, stage)| {
+    .enumerate()
+    .map(|(i, (target, tenant, backup, stage))| {
         Marker {
+            standby: i == 1,
             history: LOG_ID,
             target,
             tenant,

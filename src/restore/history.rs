@@ -6,7 +6,7 @@
 
 use crate::archive::{Archive, ArchiveError, object};
 use crate::crypto::SecretKey;
-use crate::crypto::keyring::Manifest;
+use crate::crypto::keyring::{ChainKey, KEY_BLOCK_LEN, Manifest};
 use crate::crypto::root::RootKey;
 use crate::error::{Error, RestoreError, Result};
 use crate::format::LOG_ID_LEN;
@@ -22,6 +22,22 @@ pub(crate) fn histories(archive: &dyn Archive) -> Result<Vec<[u8; LOG_ID_LEN]>> 
         .iter()
         .filter_map(|f| names::parse_history(f))
         .collect())
+}
+
+/// The name of the newest copy of history `log_id`'s keyring manifest.
+fn newest_manifest(archive: &dyn Archive, log_id: &[u8; LOG_ID_LEN]) -> Result<String> {
+    let folder = names::keyring_manifest_folder(log_id);
+    archive
+        .list(&folder)?
+        .into_iter()
+        .filter_map(|o| Some((names::parse_keyring_object(&o.name)?.1, o.name)))
+        .max()
+        .map(|(_, name)| name)
+        .ok_or_else(|| {
+            Error::from(ArchiveError::NotFound {
+                name: format!("{folder} (the history's keyring manifest)"),
+            })
+        })
 }
 
 /// A piece of the log, as its name says.
@@ -61,19 +77,39 @@ impl<'a> History<'a> {
         log_id: [u8; LOG_ID_LEN],
         master: &MasterKeySource,
     ) -> Result<History<'a>> {
-        let folder = names::keyring_manifest_folder(&log_id);
-        let newest = archive
-            .list(&folder)?
-            .into_iter()
-            .filter_map(|o| Some((names::parse_keyring_object(&o.name)?.1, o.name)))
-            .max()
-            .ok_or_else(|| {
-                Error::from(ArchiveError::NotFound {
-                    name: format!("{folder} (the history's keyring manifest)"),
-                })
-            })?;
-        let name = newest.1;
+        let name = newest_manifest(archive, &log_id)?;
         let (manifest, root) = open_manifest_copy(&name, &archive.get(&name)?, master)?;
+        History::with(archive, log_id, name, manifest, root)
+    }
+
+    /// Opens history `log_id` with its root key, known already (a standby
+    /// between two polls): the newest manifest copy's sealed part opened
+    /// with it, its key block not read, so a master key rotated meanwhile
+    /// changes nothing (the root key never changes).
+    pub(crate) fn open_with_root(
+        archive: &'a dyn Archive,
+        log_id: [u8; LOG_ID_LEN],
+        root: &RootKey,
+    ) -> Result<History<'a>> {
+        let name = newest_manifest(archive, &log_id)?;
+        let bytes = archive.get(&name)?;
+        let sealed = bytes.get(KEY_BLOCK_LEN..).ok_or_else(|| {
+            ArchiveError::corrupt(&name, 0, crate::error::CorruptionKind::Truncated)
+        })?;
+        let plain = object::open(&root.archive_key(), &name, sealed)?;
+        let manifest = Manifest::decode(std::path::Path::new(&name), &plain)?;
+        manifest.verify(std::path::Path::new(&name), &ChainKey::new(root))?;
+        let root = RootKey::from_secret(root.secret().clone());
+        History::with(archive, log_id, name, manifest, root)
+    }
+
+    fn with(
+        archive: &'a dyn Archive,
+        log_id: [u8; LOG_ID_LEN],
+        name: String,
+        manifest: Manifest,
+        root: RootKey,
+    ) -> Result<History<'a>> {
         if manifest.log_id != log_id {
             return Err(ArchiveError::corrupt(
                 &name,

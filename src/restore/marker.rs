@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! strongroom restore 1
+//! mode restore | standby
 //! history <32 hex>
 //! target latest | lsn <n> | time <µs since the Unix epoch>
 //! tenant all | <n>
@@ -38,6 +39,9 @@ pub(crate) enum Stage {
 /// A restore's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Marker {
+    /// A standby's seed (it keeps the source's history) or a restore (a new
+    /// one): never finished as the other.
+    pub(crate) standby: bool,
     pub(crate) history: [u8; LOG_ID_LEN],
     pub(crate) target: RestoreTarget,
     pub(crate) tenant: Option<TenantId>,
@@ -54,8 +58,9 @@ impl Marker {
             Some(t) => format!(", tenant {}", t.0),
             None => String::new(),
         };
+        let what = if self.standby { "a standby of " } else { "" };
         format!(
-            "history {} at {}{tenant}",
+            "{what}history {} at {}{tenant}",
             names::history(&self.history),
             target_field(self.target)
         )
@@ -63,13 +68,19 @@ impl Marker {
 
     /// Whether `other` asks for the same restore.
     pub(crate) fn same_request(&self, other: &Marker) -> bool {
-        (self.history, self.target.key(), self.tenant)
-            == (other.history, other.target.key(), other.tenant)
+        (self.standby, self.history, self.target.key(), self.tenant)
+            == (
+                other.standby,
+                other.history,
+                other.target.key(),
+                other.tenant,
+            )
     }
 
     pub(crate) fn encode(&self) -> String {
         format!(
-            "{FIRST_LINE}\nhistory {}\ntarget {}\ntenant {}\nbackup {}\nnew-history {}\nstage {}\n",
+            "{FIRST_LINE}\nmode {}\nhistory {}\ntarget {}\ntenant {}\nbackup {}\nnew-history {}\nstage {}\n",
+            if self.standby { "standby" } else { "restore" },
             names::history(&self.history),
             target_field(self.target),
             self.tenant.map_or("all".to_owned(), |t| t.0.to_string()),
@@ -100,6 +111,11 @@ impl Marker {
                 .and_then(|l| l.strip_prefix(' '))
                 .ok_or_else(|| bad("a restore record's fields out of order"))
         };
+        let standby = match field("mode")? {
+            "restore" => false,
+            "standby" => true,
+            _ => return Err(bad("a bad mode")),
+        };
         let history = parse_id(field("history")?).ok_or_else(|| bad("a bad history"))?;
         let target = parse_target(field("target")?).ok_or_else(|| bad("a bad target"))?;
         let tenant = match field("tenant")? {
@@ -123,6 +139,7 @@ impl Marker {
             return Err(bad("a restore record with more lines"));
         }
         Ok(Marker {
+            standby,
             history,
             target,
             tenant,
@@ -176,6 +193,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_and_anything_else_is_malformed() {
         let marker = Marker {
+            standby: false,
             history: [0xab; LOG_ID_LEN],
             target: RestoreTarget::Time(
                 std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_765_000_000_000_000),
@@ -190,6 +208,7 @@ mod tests {
         assert_eq!(Marker::decode(file, encoded.as_bytes()).unwrap(), marker);
         for other in [RestoreTarget::Latest, RestoreTarget::Lsn(crate::Lsn(9))] {
             let m = Marker {
+                standby: true,
                 target: other,
                 tenant: None,
                 backup: None,

@@ -46,8 +46,8 @@ use crate::engine::db::lock_data_dir;
 use crate::engine::replay::Applier;
 use crate::error::{CorruptionKind, Error, RestoreError, Result};
 use crate::format::{
-    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, RESTORE_FILE, STORE_DIR, TMP_SUFFIX,
-    WAL_DIR,
+    KEYRING_DIR, KEYRING_MANIFEST_FILE, LOCK_FILE, LOG_ID_LEN, RESTORE_FILE, STANDBY_FILE,
+    STORE_DIR, TMP_SUFFIX, WAL_DIR,
 };
 use crate::fs::{FileSystem, Files, OsFileSystem};
 use crate::options::MasterKeySource;
@@ -437,6 +437,7 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         .into());
     }
     let asked = Marker {
+        standby: options.keep_history,
         history: history.log_id,
         target: options.target,
         tenant: options.tenant,
@@ -528,6 +529,11 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         }
     }
     drop(store);
+    if options.keep_history {
+        // A standby's seed: the folder opens only as a standby.
+        let line = format!("{}\n", names::history(&marker.new_history));
+        files.write_atomic(&dest.join(STANDBY_FILE), line.as_bytes())?;
+    }
     files.remove_durable(&dest.join(RESTORE_FILE))?;
     let report = RestoreReport {
         history: history.name(),
