@@ -248,7 +248,7 @@ pub enum RestoreError {
     /// restored from it) and none was chosen.
     #[error("the archive holds {} histories; choose one: {}", histories.len(), histories.join(", "))]
     WhichHistory {
-        /// Their names (log ids), newest first.
+        /// Their names (log ids), in name order.
         histories: Vec<String>,
     },
     /// No history of this name in the archive.

@@ -78,8 +78,10 @@ fn a_clean_local_archive_passes_and_a_second_run_fetches_only_what_is_new() {
     let first = full(&*archive);
     assert!(first.problems.is_empty(), "{:?}", first.problems);
     assert_eq!(first.histories, 1);
+    // Deep opens the records after the oldest backup (taken a third of the
+    // way): at least the ~400 puts after it.
     assert!(
-        first.objects_checked > 10 && first.records_opened >= 600,
+        first.objects_checked > 10 && first.records_opened >= 398,
         "{first:?}"
     );
     // Nothing new: nothing fetched.

@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     retention: Option<crate::RetentionPolicy>,
     /// Unshipped log above which writes are refused.
     unshipped_bytes_max: u64,
+    /// The last frame whose keys the archive holds: the log ships up to it
+    /// (see `ship_until`).
+    keys_archived_through: std::sync::atomic::AtomicU64,
     /// Follows another database's archive, if this is a standby.
     pub(crate) standby: Option<super::standby::Follower>,
     /// Wakes the shipping thread early.
@@ -266,6 +269,7 @@ impl Db {
                 .as_ref()
                 .map_or(u64::MAX, |a| a.unshipped_bytes_max),
             ship_wake: Arc::default(),
+            keys_archived_through: std::sync::atomic::AtomicU64::new(0),
             standby,
             stopping: AtomicBool::new(false),
             maintenance: Mutex::new(()),
@@ -492,14 +496,22 @@ impl Inner {
         };
         // The keyring before the log: every frame up to `durable` was
         // committed before this moment, with its key made (durably, in its
-        // shard) before it, so the copies put now hold the key of every
-        // record the pieces put next carry. A piece never reaches the
-        // archive before its keys, and a restore after a lost machine reads
-        // every piece. A keyring that fails to go does not hold the log
-        // back: most of its records are under keys already there.
+        // shard) before it, so once the copies are put the log may go up to
+        // `durable`, and no further: a piece never reaches the archive
+        // before its keys, and a restore after a lost machine reads every
+        // piece. A keyring that cannot be put holds the log back (and, past
+        // the budget, writes), loudly.
         let durable = self.commit.synced_lsn();
         let copies = self.ship_keyring();
-        let pieces = shipper.ship(durable, stop);
+        if copies.is_ok() {
+            self.keys_archived_through
+                .fetch_max(durable, Ordering::SeqCst);
+        }
+        let through = self.keys_archived_through.load(Ordering::SeqCst);
+        let pieces = shipper.ship(through, stop);
+        if let Err(Error::Archive(_)) = copies {
+            shipper.note_unreachable();
+        }
         copies.and(pieces)
     }
 

@@ -374,7 +374,7 @@ impl Inner {
             }
         }
         for (name, bytes) in &fetched {
-            place_copy(&follower.files, &dir, &history.root, bytes, name)?;
+            place_copy(&follower.files, &dir, &history.root, bytes, name, None)?;
         }
         follower.files.write_atomic(
             &dir.join(KEYRING_MANIFEST_FILE),

@@ -403,8 +403,10 @@ pub struct RestoredBackup {
 pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<RestoreReport> {
     let dest = dest.as_ref();
     let files = Files::new(Arc::clone(&options.file_system));
-    let resuming = check_dest(&files, dest)?;
+    check_dest(&files, dest)?;
     let _lock = lock_data_dir(&files, dest, true)?;
+    // Again under the lock: another run may have finished meanwhile.
+    let resuming = check_dest(&files, dest)?;
     let history = History::choose(
         &*options.archive,
         options.history.as_deref(),
@@ -477,7 +479,13 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
     );
     let keyring = run.fetch_keyring(&marker)?;
     let backup = match &marker.backup {
-        Some(name) => Some((name.clone(), history.backup(name)?)),
+        // Its files are all fetched at stage Replay: a manifest retention
+        // deleted since only leaves the report without it.
+        Some(name) => match history.backup(name) {
+            Ok(manifest) => Some((name.clone(), manifest)),
+            Err(_) if marker.stage == Stage::Replay => None,
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     if marker.stage == Stage::Fetch {
@@ -508,6 +516,23 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         }
         .into());
     }
+    // A shred made while this ran reaches the restore too: the archive's
+    // keyring as it is now, if it moved.
+    let latest = History::open_with_root(&*options.archive, history.log_id, &history.root)?;
+    let moved = latest.manifest_name != history.manifest_name
+        || latest.keyring_copies()? != history.keyring_copies()?;
+    let run = Run {
+        history: if moved { &latest } else { &history },
+        ..run
+    };
+    let keyring = match moved {
+        true => {
+            drop(keyring);
+            tracing::info!("restore: the archive's keyring moved during the restore; taken again");
+            run.fetch_keyring(&marker)?
+        }
+        false => keyring,
+    };
     let readmitted = run.readmit_retired(&keyring, last.lsn)?;
     // Records of scopes destroyed since the backup was taken: out of the
     // store (the replay skipped the log's).
@@ -669,7 +694,9 @@ impl Run<'_> {
             let bytes = self.history.get(name)?;
             self.fetched
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            place_copy(self.files, &dir, &self.history.root, &bytes, name).map(drop)
+            // A per-tenant restore writes no other tenant's subject keys.
+            let only = self.options.tenant;
+            place_copy(self.files, &dir, &self.history.root, &bytes, name, only).map(drop)
         })?;
         let path = dir.join(KEYRING_MANIFEST_FILE);
         let manifest = match marker.new_history == self.history.log_id {

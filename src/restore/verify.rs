@@ -333,7 +333,15 @@ impl Run<'_> {
         let oldest = backups.first().map_or(0, |b| b.lsn);
         let keyring = keyring.as_ref().map(|k| &k.keyring);
         self.log(&h.pieces()?, oldest, keyring, &mut state)?;
-        self.write_state(&state_names, &state)
+        // What this run checked stands whether or not its state can be put
+        // (a read-only credential): the next run then checks it again.
+        if let Err(e) = self.write_state(&state_names, &state) {
+            if is_systemic(&e) {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "verify: the state of this run could not be kept");
+        }
+        Ok(())
     }
 
     /// The newest verify state (empty for a full run), and every state
@@ -457,7 +465,7 @@ impl Run<'_> {
         let mut whole = true;
         for name in &copies[..copies.len() - 1] {
             let checked = self.fetch(name).and_then(|bytes| {
-                place_copy(&files, scratch.path(), &h.root, &bytes, name).map(drop)
+                place_copy(&files, scratch.path(), &h.root, &bytes, name, None).map(drop)
             });
             whole &= self.settle(name, size(name), state, checked)?;
         }
@@ -630,7 +638,9 @@ impl Run<'_> {
                 read_piece(source, &bytes, &h.mac_key, &h.log_id, |frame| {
                     link.get_or_insert(frame.prev_mac);
                     last = Some((frame.header.lsn, frame.mac));
-                    if let Some(keyring) = deep {
+                    // Frames at or below the oldest backup may be under
+                    // versions retention has dropped: no restore reads them.
+                    if let Some(keyring) = deep.filter(|_| frame.header.lsn > oldest) {
                         opened += open_records(keyring, frame, source)?;
                     }
                     Ok(())
@@ -679,16 +689,41 @@ fn open_records(keyring: &Keyring, frame: &crate::wal::LogFrame<'_>, source: &Pa
     Ok(opened)
 }
 
+const SCRATCH_PREFIX: &str = "strongroom-verify-";
+
 /// A scratch folder for the keyring's copies, removed when dropped.
 struct ScratchDir(std::path::PathBuf);
 
 impl ScratchDir {
+    /// A new folder only its owner can read (it holds wrapped keys), after
+    /// removing those that runs killed before they could clean up left
+    /// (older than an hour: a run in progress elsewhere keeps its own).
     fn new() -> Result<ScratchDir> {
+        let temp = std::env::temp_dir();
+        if let Ok(entries) = std::fs::read_dir(&temp) {
+            for entry in entries.flatten() {
+                let stale = entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(SCRATCH_PREFIX)
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+                if stale {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let mut name = [0u8; 8];
         crate::crypto::fill_random(&mut name);
         let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-        let path = std::env::temp_dir().join(format!("strongroom-verify-{hex}"));
-        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        let path = temp.join(format!("{SCRATCH_PREFIX}{hex}"));
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&path)
+            .map_err(|e| Error::io(&path, e))?;
         Ok(ScratchDir(path))
     }
 

@@ -23,7 +23,7 @@ use crate::crypto::keyring::KeyringFile;
 use crate::format::{
     ARCHIVE_BACKUP_DIR, ARCHIVE_BACKUP_SUFFIX, ARCHIVE_KEYRING_DIR, ARCHIVE_KEYRING_HASH_HEX,
     ARCHIVE_KEYRING_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR, ARCHIVE_WAL_DIR, LOG_ID_LEN,
-    SEGMENT_NAME_DIGITS, SST_SUFFIX,
+    LSN_MAX, SEGMENT_NAME_DIGITS, SST_SUFFIX,
 };
 
 /// The folder of one history.
@@ -91,7 +91,10 @@ pub(crate) fn parse_backup(name: &str) -> Option<u64> {
     let file = name.rsplit('/').next()?;
     let stem = file.strip_suffix(ARCHIVE_BACKUP_SUFFIX)?;
     let (lsn, _) = stem.split_once('-')?;
-    (lsn.len() == SEGMENT_NAME_DIGITS).then(|| lsn.parse().ok())?
+    let lsn: u64 = (lsn.len() == SEGMENT_NAME_DIGITS).then(|| lsn.parse().ok())??;
+    // Names come from a listing, before any seal is checked: an LSN no log
+    // can hold is not a backup's (and could not be added to).
+    (lsn < LSN_MAX).then_some(lsn)
 }
 
 /// The folder of a history's SST files.
@@ -113,8 +116,8 @@ pub(crate) fn parse_piece(name: &str) -> Option<(u64, u64)> {
     if first.len() != SEGMENT_NAME_DIGITS || last.len() != SEGMENT_NAME_DIGITS {
         return None;
     }
-    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
-    (first <= last).then_some((first, last))
+    let (first, last): (u64, u64) = (first.parse().ok()?, last.parse().ok()?);
+    (first <= last && last < LSN_MAX).then_some((first, last))
 }
 
 /// The folder of a history's keyring copies.
@@ -237,6 +240,7 @@ mod tests {
             "x.seg",
             "1-2.seg",
             "00000000000000000002-00000000000000000001.seg",
+            "00000000000000000001-18446744073709551615.seg",
         ] {
             assert_eq!(parse_piece(bad), None, "{bad}");
         }

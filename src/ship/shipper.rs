@@ -244,6 +244,11 @@ impl Shipper {
         self.reachable.load(Ordering::SeqCst)
     }
 
+    /// The pass's keyring step did not reach the archive: the pass did not.
+    pub(crate) fn note_unreachable(&self) {
+        self.reachable.store(false, Ordering::SeqCst);
+    }
+
     /// Ships every frame up to `durable_lsn` (the log is synced through it),
     /// piece by piece until done or `stop` is set. Returns how many pieces
     /// it put. One pass at a time.

@@ -357,7 +357,10 @@ impl Store {
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(store_err)?;
-        self.flush()
+        self.flush()?;
+        // The other tenants' sealed records leave the SST files too.
+        self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
+        Ok(())
     }
 
     /// Removes every key under `prefix` and the space it takes: a range

@@ -339,7 +339,8 @@ fn verify_from_the_command_line_passes_a_sound_archive_and_names_a_damaged_objec
     };
     let first = json(&verify(&["--json", "--deep"]));
     assert!(first["problems"].as_array().unwrap().is_empty(), "{first}");
-    assert!(first["records_opened"].as_u64().unwrap() >= 100);
+    // The records after the backup (taken half-way) are opened.
+    assert!(first["records_opened"].as_u64().unwrap() >= 49, "{first}");
     // The second run has nothing new to fetch.
     let second = json(&verify(&["--json"]));
     assert_eq!(second["objects_checked"], 0, "{second}");

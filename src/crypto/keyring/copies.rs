@@ -366,7 +366,8 @@ fn retired_record(bytes: &[u8], source: &str) -> Result<KeyRecord> {
 
 /// Writes `bytes`, the archived copy (object `source`) of a keyring file
 /// other than the manifest, to its place in keyring folder `dir`, and
-/// returns that file. The copy says itself which file it is (the archive
+/// returns that file (`None`: a subject shard of a tenant other than
+/// `only`, not written). The copy says itself which file it is (the archive
 /// names folders by keyed hashes only): the seals ledger by its magic, a
 /// shard by its header's kind, tenant and shard. A shard is checked whole
 /// under `root`'s chain key first, so that one that would fail only when
@@ -379,7 +380,8 @@ pub(crate) fn place_copy(
     root: &RootKey,
     bytes: &[u8],
     source: &str,
-) -> Result<PathBuf> {
+    only: Option<TenantId>,
+) -> Result<Option<PathBuf>> {
     let from = Path::new(source);
     let bad = |kind| Error::corruption(from, 0, kind);
     let path = if bytes.starts_with(&SEALS_MAGIC) {
@@ -402,6 +404,9 @@ pub(crate) fn place_copy(
                 )));
             }
         };
+        if id.kind == SHARD_KIND_SUBJECTS && only.is_some_and(|t| t.0 != id.tenant) {
+            return Ok(None);
+        }
         let decoded = shard::decode(from, bytes, id, &ChainKey::new(root), false)?;
         if decoded.valid_len != bytes.len() {
             return Err(bad(CorruptionKind::Malformed("a keyring copy cut short")));
@@ -410,5 +415,5 @@ pub(crate) fn place_copy(
     };
     files.create_dir_durable(path.parent().expect("a keyring file is in a folder"))?;
     files.write_atomic(&path, bytes)?;
-    Ok(path)
+    Ok(Some(path))
 }
