@@ -168,12 +168,21 @@ fn a_standby_never_touches_another_database_and_a_promotion_is_finished_after_a_
         Err(Error::NotAStandby(_))
     ));
     assert_eq!(common::all_files(&primary_dir.join("wal")), wal_before);
-    // A standby's folder does not open as an ordinary database.
+    // A standby's folder does not open as an ordinary database, nor as the
+    // standby of another history.
     let standby_dir = dir.path().join("standby");
     standby(&standby_dir, &archive).close().unwrap();
     assert!(matches!(
         Db::open(&standby_dir, options()),
         Err(Error::Standby)
+    ));
+    assert!(matches!(
+        Db::open_standby(
+            &standby_dir,
+            options(),
+            StandbyOptions::new(archive.clone()).history("00".repeat(16))
+        ),
+        Err(Error::InvalidArgument(_))
     ));
     // A promotion recorded but not carried out (a crash right after its
     // record): the next open finishes it.

@@ -151,9 +151,19 @@ impl Db {
         let files = Files::new(Arc::clone(&options.file_system));
         let restoring = files.is_file(&path.join(RESTORE_FILE))?;
         let holds_store = files.is_dir(&path.join(STORE_DIR))?;
-        if holds_store && !restoring && !files.is_file(&path.join(STANDBY_FILE))? {
+        if holds_store && !restoring {
             // Another database's folder: its log must not be touched.
-            return Err(Error::NotAStandby(path.to_path_buf()));
+            let Some(follows) = files.read_if_exists(&path.join(STANDBY_FILE))? else {
+                return Err(Error::NotAStandby(path.to_path_buf()));
+            };
+            // A standby of another history than the one asked for.
+            if let Some(asked) = &standby.history
+                && follows.strip_suffix(b"\n") != Some(asked.as_bytes())
+            {
+                return Err(Error::InvalidArgument(
+                    "this standby follows another history than the one asked for",
+                ));
+            }
         }
         if !holds_store || restoring {
             let mut restore_options =
