@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 Exit codes: 0 done; 1 any other failure; 2 a wrong command line; 3 a wrong or
 unreadable master key; 4 the archive cannot be reached; 5 something read is
 damaged or missing; 6 the archive cannot give what was asked (no such moment,
-history or tenant); 7 the destination is in the way (not empty, in use)."
+history or tenant); 7 the destination is in the way (not empty, in use, a
+standby, or not one)."
 )]
 struct Cli {
     #[command(subcommand)]

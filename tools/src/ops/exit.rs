@@ -10,7 +10,7 @@
 //! | 4 | the archive cannot be reached (network, server, a folder not mounted) |
 //! | 5 | something read is damaged or missing: an archive object, a file of a database |
 //! | 6 | the archive cannot give what was asked: no such moment, history or tenant |
-//! | 7 | the destination is in the way: not empty, in use, or a restore of something else |
+//! | 7 | the destination is in the way: not empty, in use, a restore of something else, a standby (or not one) |
 
 use std::process::ExitCode;
 
@@ -63,7 +63,11 @@ fn of_error(e: &Error) -> u8 {
             RestoreError::NotEmpty(_) | RestoreError::OtherRestore { .. } => IN_THE_WAY,
             _ => NOT_IN_ARCHIVE,
         },
-        Error::RestoreIncomplete(_) | Error::InUse { .. } | Error::NotADatabase(_) => IN_THE_WAY,
+        Error::RestoreIncomplete(_)
+        | Error::InUse { .. }
+        | Error::NotADatabase(_)
+        | Error::NotAStandby(_)
+        | Error::Standby => IN_THE_WAY,
         _ => OTHER,
     }
 }
