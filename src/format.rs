@@ -206,6 +206,10 @@ pub const ARCHIVE_PIECE_SUFFIX: &str = ".seg";
 pub const ARCHIVE_BACKUP_DIR: &str = "backups";
 /// Suffix of a backup manifest's object name.
 pub const ARCHIVE_BACKUP_SUFFIX: &str = ".backup";
+/// Folder of a history's verify states (FORMAT §12.8).
+pub const ARCHIVE_VERIFY_DIR: &str = "verified";
+/// Suffix of a verify state object's name.
+pub const ARCHIVE_VERIFY_SUFFIX: &str = ".state";
 /// Folder of a history's SST files in an archive.
 pub const ARCHIVE_SST_DIR: &str = "sst";
 /// Folder of a history's keyring copies in an archive.

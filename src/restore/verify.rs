@@ -348,13 +348,14 @@ impl Run<'_> {
     /// object's name.
     fn read_state(&mut self) -> Result<(Vec<String>, State)> {
         let h = self.history;
-        let folder = format!("{}/verified/", names::history(&h.log_id));
-        let names: Vec<String> = h
+        let mut names: Vec<(u64, String)> = h
             .archive
-            .list(&folder)?
+            .list(&names::verify_folder(&h.log_id))?
             .into_iter()
-            .map(|o| o.name)
+            .filter_map(|o| Some((names::parse_verify_state(&o.name)?, o.name)))
             .collect();
+        names.sort();
+        let names: Vec<String> = names.into_iter().map(|(_, name)| name).collect();
         let newest = match names.last() {
             Some(newest) if self.options.incremental => newest,
             _ => return Ok((names, State::default())),
@@ -376,15 +377,9 @@ impl Run<'_> {
         let h = self.history;
         let run = old
             .last()
-            .and_then(|n| {
-                n.rsplit('/')
-                    .next()?
-                    .strip_suffix(".state")?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .and_then(|n| names::parse_verify_state(n))
             .map_or(1, |n| n + 1);
-        let name = format!("{}/verified/{run:020}.state", names::history(&h.log_id));
+        let name = names::verify_state(&h.log_id, run);
         h.archive
             .put(&name, object::seal(&h.archive_key, &name, &state.encode()))?;
         for stale in old {

@@ -9,6 +9,7 @@
 //! <history>/keyring/tenants/<32 hex>/<generation:020>-<records:020>.key       a tenant shard
 //! <history>/keyring/subjects/<32 hex>/<32 hex>/<generation:020>-<records:020>.key  a subject shard
 //! <history>/keyring/retired/<32 hex>/<key version:020>-<retired at LSN:020>.key    a retired key
+//! <history>/verified/<run:020>.state                                         a verify's state
 //! ```
 //! Keyring folders are named by a keyed hash (of the shard number, of the
 //! tenant id, of both for a subject shard), so that no name shows a tenant.
@@ -22,8 +23,8 @@ use crate::crypto::SecretKey;
 use crate::crypto::keyring::KeyringFile;
 use crate::format::{
     ARCHIVE_BACKUP_DIR, ARCHIVE_BACKUP_SUFFIX, ARCHIVE_KEYRING_DIR, ARCHIVE_KEYRING_HASH_HEX,
-    ARCHIVE_KEYRING_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR, ARCHIVE_WAL_DIR, LOG_ID_LEN,
-    LSN_MAX, SEGMENT_NAME_DIGITS, SST_SUFFIX,
+    ARCHIVE_KEYRING_SUFFIX, ARCHIVE_PIECE_SUFFIX, ARCHIVE_SST_DIR, ARCHIVE_VERIFY_DIR,
+    ARCHIVE_VERIFY_SUFFIX, ARCHIVE_WAL_DIR, LOG_ID_LEN, LSN_MAX, SEGMENT_NAME_DIGITS, SST_SUFFIX,
 };
 
 /// The folder of one history.
@@ -95,6 +96,27 @@ pub(crate) fn parse_backup(name: &str) -> Option<u64> {
     // Names come from a listing, before any seal is checked: an LSN no log
     // can hold is not a backup's (and could not be added to).
     (lsn < LSN_MAX).then_some(lsn)
+}
+
+/// The folder of a history's verify states.
+pub(crate) fn verify_folder(log_id: &[u8; LOG_ID_LEN]) -> String {
+    format!("{}/{ARCHIVE_VERIFY_DIR}/", history(log_id))
+}
+
+/// The state of verify run number `run`.
+pub(crate) fn verify_state(log_id: &[u8; LOG_ID_LEN], run: u64) -> String {
+    format!(
+        "{}{run:0w$}{ARCHIVE_VERIFY_SUFFIX}",
+        verify_folder(log_id),
+        w = SEGMENT_NAME_DIGITS
+    )
+}
+
+/// The run number of a verify state, from its name.
+pub(crate) fn parse_verify_state(name: &str) -> Option<u64> {
+    let file = name.rsplit('/').next()?;
+    let run = file.strip_suffix(ARCHIVE_VERIFY_SUFFIX)?;
+    (run.len() == SEGMENT_NAME_DIGITS).then(|| run.parse().ok())?
 }
 
 /// The folder of a history's SST files.
@@ -249,6 +271,10 @@ mod tests {
         assert_eq!(parse_backup(&b), Some(77));
         assert_ne!(backup(&id, 77), b, "two backups at one LSN have two names");
         crate::archive::check_name(&sst(&id, &"ab".repeat(32))).unwrap();
+        let state = verify_state(&id, 7);
+        crate::archive::check_name(&state).unwrap();
+        assert_eq!(parse_verify_state(&state), Some(7));
+        assert!(verify_state(&id, 9) < verify_state(&id, 10));
         assert_eq!(parse_history(&format!("{}/", history(&id))), Some(id));
         for bad in [
             "ab/",
