@@ -131,6 +131,9 @@ fn kill_loop(
         // A folder left by an earlier run of the same seed: start afresh.
         let _ = std::fs::remove_dir_all(&db_dir);
         let _ = std::fs::remove_dir_all(super::archive_dir(&db_dir));
+        // The archive's folder before the first child: one killed before it
+        // opens leaves an archive that lists as empty, not as missing.
+        std::fs::create_dir_all(super::archive_dir(&db_dir)).expect("a folder for the archive");
         let mut world = World::default();
         let mut iteration = 0;
         loop {
