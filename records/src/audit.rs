@@ -203,56 +203,87 @@ pub struct AuditReport {
     pub problems: Vec<AuditProblem>,
 }
 
-/// Walks tenant `tenant`'s trail from the first entry to the head.
+/// Walks tenant `tenant`'s trail from the first entry to the head (the
+/// caller probes past the end).
+///
+/// A broken link between entries `k - 1` and `k` says one of the two is not
+/// what was chained; the next link decides which: if entry `k + 1` (or the
+/// head, for the last) holds entry `k`'s hash, entry `k` is the one chained
+/// and `k - 1` changed; otherwise `k` did.
 pub(crate) fn verify(tenant: &Tenant<'_>, head: AuditHead) -> Result<AuditReport> {
     let mut problems = Vec::new();
-    // The hash the previous entry has, if it was readable.
+    // The previous entry's hash, if it was readable and in place.
     let mut prev: Option<[u8; 32]> = Some(GENESIS);
+    // A broken link into entry `seq`, waiting for the next link to say
+    // which side of it changed: (seq, entry seq's hash).
+    let mut broken: Option<(u64, [u8; 32])> = None;
     for seq in 0..head.next_seq {
-        let Some(bytes) = tenant.get(&keys::audit(seq))? else {
-            problems.push(AuditProblem::Missing { seq });
-            prev = None;
-            continue;
+        let read = match tenant.get(&keys::audit(seq))? {
+            None => Err(AuditProblem::Missing { seq }),
+            Some(bytes) => match AuditEntry::decode(&bytes) {
+                Ok(entry) if entry.seq != seq => Err(AuditProblem::OutOfPlace {
+                    seq,
+                    holds: entry.seq,
+                }),
+                Ok(entry) => Ok((entry, hash(&bytes))),
+                Err(Error::Corrupt { .. }) => Err(AuditProblem::Undecodable { seq }),
+                Err(e) => return Err(e),
+            },
         };
-        let entry = match AuditEntry::decode(&bytes) {
-            Ok(entry) => entry,
-            Err(Error::Corrupt { .. }) => {
-                problems.push(AuditProblem::Undecodable { seq });
+        let (entry, entry_hash) = match read {
+            Ok(read) => read,
+            Err(problem) => {
+                // A pending broken link cannot be settled: blame its entry.
+                if let Some((k, _)) = broken.take() {
+                    problems.push(AuditProblem::Changed { seq: k });
+                }
+                problems.push(problem);
                 prev = None;
                 continue;
             }
-            Err(e) => return Err(e),
         };
-        if entry.seq != seq {
-            problems.push(AuditProblem::OutOfPlace {
-                seq,
-                holds: entry.seq,
-            });
-            // The next entry's link is checked against the entry that
-            // belongs here, which is not to be had: it is not blamed.
-            prev = None;
-            continue;
-        } else if prev.is_some_and(|p| p != entry.prev_hash) && seq > 0 {
-            // Entry seq - 1 is not the entry this one was chained to.
-            problems.push(AuditProblem::Changed { seq: seq - 1 });
-        } else if seq == 0 && entry.prev_hash != GENESIS {
-            problems.push(AuditProblem::Changed { seq });
+        if let Some((k, k_hash)) = broken.take() {
+            let blamed = if k > 0 && entry.prev_hash == k_hash {
+                k - 1
+            } else {
+                k
+            };
+            problems.push(AuditProblem::Changed { seq: blamed });
         }
-        prev = Some(hash(&bytes));
+        match prev {
+            Some(p) if p != entry.prev_hash => broken = Some((seq, entry_hash)),
+            _ => {}
+        }
+        prev = Some(entry_hash);
     }
-    if head.next_seq > 0 && prev.is_some_and(|p| p != head.last_hash) {
+    if let Some((k, k_hash)) = broken.take() {
+        let blamed = if k > 0 && head.last_hash == k_hash {
+            k - 1
+        } else {
+            k
+        };
+        problems.push(AuditProblem::Changed { seq: blamed });
+    } else if head.next_seq > 0 && prev.is_some_and(|p| p != head.last_hash) {
         problems.push(AuditProblem::Changed {
             seq: head.next_seq - 1,
         });
     }
-    if tenant.get(&keys::audit(head.next_seq))?.is_some() {
-        problems.push(AuditProblem::PastTheEnd { seq: head.next_seq });
-    }
+    problems.sort_by_key(problem_seq);
     problems.dedup();
     Ok(AuditReport {
         entries: head.next_seq,
         problems,
     })
+}
+
+fn problem_seq(problem: &AuditProblem) -> u64 {
+    match *problem {
+        AuditProblem::Missing { seq }
+        | AuditProblem::OutOfPlace { seq, .. }
+        | AuditProblem::Changed { seq }
+        | AuditProblem::Undecodable { seq }
+        | AuditProblem::PastTheEnd { seq } => seq,
+    }
 }
 
 #[cfg(test)]

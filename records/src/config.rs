@@ -185,6 +185,19 @@ impl TenantConfig {
                 }
             }
         }
+        let twice = |names: Vec<&str>| {
+            let found = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| names[..*i].contains(n));
+            found.map(|(_, n)| n.to_string())
+        };
+        if let Some(name) = twice(self.roles.iter().map(|r| r.name.as_str()).collect()) {
+            return bad(format!("role {name} is named twice"));
+        }
+        if let Some(name) = twice(self.purposes.iter().map(|p| p.name.as_str()).collect()) {
+            return bad(format!("purpose {name} is named twice"));
+        }
         for role in &self.roles {
             if let Some(p) = role
                 .granted

@@ -122,6 +122,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<ConsentEvent>> {
     Ok(events)
 }
 
+/// A duration in µs, saturating (a period of centuries never wraps to a
+/// short one).
+pub(crate) fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The state `events` leave at `now_us`.
 pub(crate) fn state_at(events: &[ConsentEvent], now_us: u64) -> ConsentState {
     let state = events
@@ -172,6 +178,7 @@ impl TenantRecords<'_> {
         let now_us = self.records.now_us();
         let mut state = ConsentState::Never;
         self.commit(ctx, event(), "ok", |batch, _, _| {
+            self.still_there(s)?;
             let mut events = self.ledger(s, purpose)?;
             let before = state_at(&events, now_us);
             if action == ConsentAction::Renew
@@ -185,8 +192,8 @@ impl TenantRecords<'_> {
                     why: "a renewal needs a consent given before and not withdrawn",
                 });
             }
-            let expires_us = (action != ConsentAction::OptOut)
-                .then(|| now_us.saturating_add(renewal.as_micros() as u64));
+            let expires_us =
+                (action != ConsentAction::OptOut).then(|| now_us.saturating_add(micros(renewal)));
             events.push(ConsentEvent {
                 action,
                 at_us: now_us,
@@ -200,7 +207,7 @@ impl TenantRecords<'_> {
     }
 
     /// Where subject `s`'s consent to `purpose` stands now, and its history
-    /// (oldest first). Needs membership and reach only.
+    /// (oldest first). Needs `manage consent`.
     pub fn consent(
         &self,
         ctx: &Access,
@@ -210,7 +217,7 @@ impl TenantRecords<'_> {
         self.configured().purpose(purpose)?;
         let entry = self.entry(s)?;
         let event = || Event::new("consent.read", Some(s), format!("purpose {purpose}"));
-        self.authorize(ctx, &[], None, event)?;
+        self.authorize(ctx, &[Permission::ManageConsent], None, event)?;
         if let Err(e) = self.in_reach(ctx, &entry) {
             return self.deny(ctx, event(), e);
         }
@@ -232,10 +239,18 @@ impl TenantRecords<'_> {
         let event = || Event::new("consent.report", None, format!("purpose {purpose}"));
         self.authorize(ctx, &[Permission::ManageConsent], None, event)?;
         let now_us = self.records.now_us();
-        let horizon_us = now_us.saturating_add(within.as_micros() as u64);
+        let horizon_us = now_us.saturating_add(micros(within));
         let mut out = Vec::new();
         for (s, _) in self.subjects_in(&ctx.unit)? {
-            if let ConsentState::Given { expires_us } = state_at(&self.ledger(s, purpose)?, now_us)
+            let events = match self.ledger(s, purpose) {
+                Ok(events) => events,
+                // Shredded or sealed around the layer: nothing to renew.
+                Err(Error::Engine(
+                    strongroom::Error::Shredded { .. } | strongroom::Error::Sealed { .. },
+                )) => continue,
+                Err(e) => return Err(e),
+            };
+            if let ConsentState::Given { expires_us } = state_at(&events, now_us)
                 && expires_us <= horizon_us
             {
                 out.push((s, expires_us));

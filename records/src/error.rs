@@ -56,6 +56,9 @@ pub enum Error {
         /// Subjects whose contribution differs.
         differs_by: usize,
     },
+    /// No one changes their own membership or grants.
+    #[error("no one changes their own membership")]
+    SelfAdministration,
     /// A permission cannot be granted to the role (it is neither ● nor ○).
     #[error("{permission} cannot be granted to role {role}")]
     NotGrantable {
@@ -143,6 +146,8 @@ impl Error {
                 | Error::Denied { .. }
                 | Error::ConsentMissing { .. }
                 | Error::TooSimilar { .. }
+                | Error::SelfAdministration
+                | Error::IdentifierInUse(_)
         )
     }
 }

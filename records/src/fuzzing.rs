@@ -34,7 +34,7 @@ use crate::schema::FieldClass;
 use crate::subjects::{Identifiers, SubjectEntry};
 use crate::tenant::{self, Ledger};
 
-use crate::aggregate::release;
+use crate::aggregate::release::Release;
 
 /// The objects, by selector byte (the first input byte): an input whose
 /// first byte is `n` is decoded as `OBJECTS[n]`. Other first bytes are
@@ -88,8 +88,8 @@ fn decode_one(selector: u8, bytes: &[u8]) -> bool {
         5 => consent::decode(bytes)
             .map(|events| same_bytes(selector, bytes, &consent::encode(&events)))
             .is_ok(),
-        6 => release::decode(bytes)
-            .map(|population| same_bytes(selector, bytes, &release::encode(&population)))
+        6 => Release::decode(bytes)
+            .map(|r| same_bytes(selector, bytes, &r.encode()))
             .is_ok(),
         7 => SweepMark::decode(bytes)
             .map(|m| same_bytes(selector, bytes, &m.encode()))
@@ -211,7 +211,13 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             expires_us: None,
         },
     ];
-    let population: Vec<release::Contribution> = (1..=5).map(|s| (s * 3, [s as u8; 16])).collect();
+    let release = Release {
+        record_type: "profile".into(),
+        fields: vec!["year".into(), "visits".into()],
+        population: (1..=5)
+            .map(|s| (s * 3, vec![[s as u8; 16], [0x77; 16]]))
+            .collect(),
+    };
     let meta = Ledger {
         head: AuditHead::EMPTY,
         next_subject: 9,
@@ -300,7 +306,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ),
         (5, consent::encode(&ledger)),
         (5, consent::encode(&[])),
-        (6, release::encode(&population)),
+        (6, release.encode()),
         (
             7,
             SweepMark {

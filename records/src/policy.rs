@@ -37,6 +37,9 @@ pub enum Permission {
     Purge,
     /// Assign users to roles and grant them ○ permissions.
     ManageUsers,
+    /// Change the tenant's configuration (roles, contact roles, units,
+    /// purposes, the small-group threshold).
+    Configure,
     /// Read and verify the audit trail.
     ReadAudit,
     /// Deprovision the tenant (or cancel it).
@@ -60,6 +63,7 @@ impl Permission {
             Permission::Report,
             Permission::Purge,
             Permission::ManageUsers,
+            Permission::Configure,
             Permission::ReadAudit,
             Permission::Deprovision,
         ]);
@@ -116,7 +120,7 @@ impl Role {
     ///
     /// | role | ● by default | ○ grantable |
     /// |---|---|---|
-    /// | `admin` | manage users, read audit, purge, deprovision, create subjects, read identifier and ordinary | read sensitive, export, erase |
+    /// | `admin` | manage users, configure, read audit, purge, deprovision, create subjects, read identifier and ordinary | read sensitive, export, erase |
     /// | `caseworker` | read and write identifier, sensitive, ordinary; write contact and secret; create subjects; lookup; verify secrets; manage consent | export |
     /// | `viewer` | read identifier and ordinary | read sensitive |
     /// | `analyst` | report | — |
@@ -130,6 +134,7 @@ impl Role {
                 "admin",
                 &[
                     ManageUsers,
+                    Configure,
                     ReadAudit,
                     Purge,
                     Deprovision,

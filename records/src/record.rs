@@ -169,6 +169,14 @@ impl TenantRecords<'_> {
         fields: &[(&str, Value)],
     ) -> Result<()> {
         let rt = record_type_and_id(self, record_type, id)?;
+        if fields.is_empty() {
+            // A write of nothing would need no permission, and would still
+            // move the record's last change (and its retention).
+            return Err(Error::BadValue {
+                field: record_type.to_string(),
+                why: "a write needs at least one field",
+            });
+        }
         let mut permissions = Vec::new();
         for (name, value) in fields {
             let permission = Permission::Write(check_value(rt, name, value)?);
@@ -192,6 +200,7 @@ impl TenantRecords<'_> {
         let key = keys::record(record_type, id);
         let now_us = self.records.now_us();
         self.commit(ctx, event(), "ok", |batch, _, _| {
+            self.still_there(s)?;
             let mut record = match self.engine().subject(s).get(&key)? {
                 Some(bytes) => StoredRecord::decode(&bytes)?,
                 None => StoredRecord {
@@ -317,6 +326,7 @@ impl TenantRecords<'_> {
         self.authorize(ctx, &permissions, Some((s, &entry)), event)?;
         self.stored_record(s, record_type, id)?;
         self.commit(ctx, event(), "ok", |batch, _, _| {
+            self.still_there(s)?;
             batch.delete_subject(s, keys::record(record_type, id));
             Ok(())
         })?;

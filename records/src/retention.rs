@@ -74,7 +74,7 @@ pub(crate) fn expiry_us(
         RetentionFrom::LastChange => record.changed_us,
         RetentionFrom::EndOfRelationship => entry.ended_us?,
     };
-    Some(start.saturating_add(retention.period.as_micros() as u64))
+    Some(start.saturating_add(crate::consent::micros(retention.period)))
 }
 
 impl TenantRecords<'_> {
@@ -90,6 +90,7 @@ impl TenantRecords<'_> {
             };
             return self.deny(ctx, event(), error);
         }
+        let _one_sweep_at_a_time = self.state.sweeping.lock();
         let (mark, resumed) = match self.engine().get(keys::SWEEP)? {
             Some(bytes) => (SweepMark::decode(&bytes)?, true),
             None => {
@@ -163,12 +164,27 @@ impl TenantRecords<'_> {
                 as_of_us,
                 next_subject: s.0,
             };
-            self.commit(ctx, event, "ok", |batch, _, _| {
+            let purge = self.commit(ctx, event, "ok", |batch, _, _| {
+                // Decided again under the commit lock: a change since the
+                // scan may have moved the record's end.
+                let now = self.stored_record(s, &type_name, id)?;
+                if expiry_us(rt, &now, entry).is_none_or(|at| at > as_of_us) {
+                    return Err(Error::NoSuchRecord {
+                        subject: s,
+                        record_type: type_name.clone(),
+                        id,
+                    });
+                }
                 batch.delete_subject(s, keys::record(&type_name, id));
                 batch.put(keys::SWEEP, mark.encode());
                 Ok(())
-            })?;
-            purged += 1;
+            });
+            match purge {
+                Ok(_) => purged += 1,
+                // Changed or deleted since the scan: not due, or gone.
+                Err(Error::NoSuchRecord { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(purged)
     }

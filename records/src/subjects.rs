@@ -12,7 +12,7 @@
 //! tenant's key. Erasure removes the subject's index entries before its
 //! scope is shredded.
 
-use strongroom::{ShredOptions, SubjectId};
+use strongroom::{ScopeState, ShredOptions, SubjectId};
 
 use crate::access::Access;
 use crate::codec::{Reader, Writer, write_count};
@@ -199,6 +199,9 @@ impl IdentifierKind {
                 }
             }
             IdentifierKind::Phone => {
+                // "+44 (0)20 ..." is "+44 20 ...": the trunk 0 written
+                // after a country code is not dialled.
+                let value = &value.replace("(0)", "");
                 let trimmed = value.trim_start();
                 let plus = if trimmed.starts_with('+') { "+" } else { "" };
                 if value
@@ -239,6 +242,15 @@ impl TenantRecords<'_> {
     pub(crate) fn entry(&self, s: SubjectId) -> Result<SubjectEntry> {
         match self.engine().get(&keys::subject(s))? {
             Some(bytes) => SubjectEntry::decode(&bytes),
+            None => Err(Error::NoSuchSubject(s)),
+        }
+    }
+
+    /// Checks, under the commit lock, that subject `s` is still in the
+    /// registry (not erased since the caller's checks).
+    pub(crate) fn still_there(&self, s: SubjectId) -> Result<()> {
+        match self.engine().get(&keys::subject(s))? {
+            Some(_) => Ok(()),
             None => Err(Error::NoSuchSubject(s)),
         }
     }
@@ -295,7 +307,9 @@ impl TenantRecords<'_> {
         getrandom::fill(&mut salt).map_err(|_| Error::Config("no randomness".into()))?;
         let mut created = SubjectId(0);
         let now_us = self.records.now_us();
-        self.commit(ctx, event(), "ok", |batch, ledger, event| {
+        let committed = self.commit(ctx, event(), "ok", |batch, ledger, event| {
+            // Checked under the commit lock: two creations of one e-mail
+            // cannot both pass.
             for (kind, hash) in &index {
                 if self.engine().get(&keys::index(*kind, hash))?.is_some() {
                     let name = ids
@@ -320,7 +334,13 @@ impl TenantRecords<'_> {
             }
             batch.put_subject(created, keys::IDS, ids.encode(&salt));
             Ok(())
-        })?;
+        });
+        match committed {
+            // Refused, and audited: an identifier in use is an answer about
+            // someone.
+            Err(e @ Error::IdentifierInUse(_)) => return self.deny(ctx, event(), e),
+            other => other?,
+        };
         tracing::debug!(tenant = self.id.0, subject = created.0, "subject created");
         Ok(created)
     }
@@ -347,7 +367,12 @@ impl TenantRecords<'_> {
                 })?);
                 let s = SubjectId(n);
                 match self.entry(s) {
-                    Ok(e) if self.configured().within(&e.unit, &ctx.unit) => Some(s),
+                    // A subject shredded around the layer (its index
+                    // entries left behind) is not found either.
+                    Ok(e) if self.configured().within(&e.unit, &ctx.unit) => {
+                        let live = self.engine().subject(s).state()? == ScopeState::Live;
+                        live.then_some(s)
+                    }
                     Ok(_) | Err(Error::NoSuchSubject(_)) => None,
                     Err(e) => return Err(e),
                 }
@@ -395,11 +420,15 @@ impl TenantRecords<'_> {
     /// retention counted from the end of the relationship starts. Needs
     /// `purge`.
     pub fn end_relationship(&self, ctx: &Access, s: SubjectId) -> Result<()> {
-        let mut entry = self.entry(s)?;
+        let entry = self.entry(s)?;
         let event = || Event::new("end_relationship", Some(s), String::new());
         self.authorize(ctx, &[Permission::Purge], Some((s, &entry)), event)?;
-        entry.ended_us = Some(self.records.now_us());
+        let now_us = self.records.now_us();
         self.commit(ctx, event(), "ok", |batch, _, _| {
+            // Read again under the commit lock: an erasure committed since
+            // must not be undone by writing the entry back.
+            let mut entry = self.entry(s)?;
+            entry.ended_us = Some(now_us);
             batch.put(keys::subject(s), entry.encode());
             Ok(())
         })?;
@@ -418,6 +447,7 @@ impl TenantRecords<'_> {
         let event = || Event::new("erase", Some(s), String::new());
         self.authorize(ctx, &[Permission::Erase], Some((s, &entry)), event)?;
         self.commit(ctx, event(), "ok", |batch, ledger, _| {
+            self.still_there(s)?;
             for (kind, hash) in &entry.index {
                 batch.delete(keys::index(*kind, hash));
             }
@@ -431,6 +461,7 @@ impl TenantRecords<'_> {
     /// Finishes every erasure begun: shreds the scope, then takes it off
     /// the list.
     pub(crate) fn finish_erasures(&self) -> Result<()> {
+        let _one_at_a_time = self.state.finishing.lock();
         let erasing = self.committed().erasing;
         for n in erasing {
             let s = SubjectId(n);
@@ -464,7 +495,11 @@ mod tests {
         let phone = IdentifierKind::Phone;
         assert_eq!(
             phone.normalise("+44 (0)20 7946-0958").unwrap(),
-            "+440207946 0958".replace(' ', "")
+            "+442079460958"
+        );
+        assert_eq!(
+            phone.normalise("+44 20 7946 0958").unwrap(),
+            "+442079460958"
         );
         assert_eq!(phone.normalise("020.7946.0958").unwrap(), "02079460958");
         assert!(phone.normalise("call me").is_err());

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use strongroom::{Clock, Db, Lsn, SubjectId, SystemClock, TenantId, WriteBatch};
@@ -51,6 +52,8 @@ pub struct Records {
     schema: Schema,
     options: RecordsOptions,
     tenants: Mutex<HashMap<TenantId, Arc<TenantState>>>,
+    /// Held from a set-up's check that the tenant is new to its commit.
+    setting_up: Mutex<()>,
 }
 
 /// What the layer keeps in memory about a tenant. Loaded at first use.
@@ -66,6 +69,13 @@ pub(crate) struct TenantState {
     /// The ledger as of the last commit: what readers see, without waiting
     /// for a commit in flight.
     pub(crate) committed: RwLock<Ledger>,
+    /// Set when a commit's write failed: the next commit reads the ledger
+    /// back from the store first.
+    pub(crate) ledger_unsure: AtomicBool,
+    /// Held while interrupted erasures are finished, and while a retention
+    /// sweep runs: one at a time each.
+    pub(crate) finishing: Mutex<()>,
+    pub(crate) sweeping: Mutex<()>,
 }
 
 /// The tenant's counters and the audit trail's head.
@@ -139,6 +149,7 @@ impl Records {
             schema,
             options,
             tenants: Mutex::new(HashMap::new()),
+            setting_up: Mutex::new(()),
         }
     }
 
@@ -189,8 +200,10 @@ impl Records {
                 permission: Permission::ManageUsers,
             });
         }
-        let handle = self.db.tenant(tenant);
-        if handle.get(keys::META)?.is_some() {
+        let _one_at_a_time = self.setting_up.lock();
+        if self.db.tenant(tenant).get(keys::META)?.is_some()
+            || self.tenants.lock().contains_key(&tenant)
+        {
             return Err(Error::AlreadySetUp(tenant));
         }
         let mut index_key = Zeroizing::new([0u8; 32]);
@@ -211,6 +224,9 @@ impl Records {
             members: RwLock::new(HashMap::new()),
             index_key,
             committed: RwLock::new(ledger.clone()),
+            ledger_unsure: AtomicBool::new(false),
+            finishing: Mutex::new(()),
+            sweeping: Mutex::new(()),
             ledger: Mutex::new(ledger),
         });
         let records = TenantRecords {
@@ -219,7 +235,10 @@ impl Records {
             state: Arc::clone(&state),
         };
         let event = Event::new("set_up", None, format!("first member {}", setup.actor));
-        records.commit(setup, event, "ok", |batch, _, _| {
+        records.commit(setup, event, "ok", |batch, ledger, _| {
+            // The meta marks the tenant as set up: written now, not with
+            // the first subject.
+            batch.put(keys::META, encode_meta(&state.index_key, ledger).to_vec());
             batch.put(keys::CONFIG, json(&config));
             batch.put(keys::member(&setup.actor), json(&member));
             Ok(())
@@ -249,17 +268,17 @@ impl Records {
             id: tenant,
             state,
         };
-        records.finish_erasures()?;
+        // An erasure that cannot finish now (a full disk, say) stays marked
+        // for the next handle; its subject is unreachable already.
+        if let Err(e) = records.finish_erasures() {
+            tracing::warn!(tenant = tenant.0, error = %e, "an interrupted erasure could not be finished yet");
+        }
         Ok(records)
     }
 
     fn load(&self, tenant: TenantId) -> Result<TenantState> {
         let handle = self.db.tenant(tenant);
-        let meta = handle.get(keys::META)?.ok_or(Error::NotSetUp(tenant))?;
-        let (index_key, mut ledger) = decode_meta(&meta)?;
-        if let Some(head) = handle.get(keys::AUDIT_HEAD)? {
-            ledger.head = AuditHead::decode(&head)?;
-        }
+        let (index_key, ledger) = read_ledger(&handle)?;
         let config = handle.get(keys::CONFIG)?.ok_or(Error::Corrupt {
             what: "tenant configuration",
             reason: "missing",
@@ -268,14 +287,39 @@ impl Records {
             what: "tenant configuration",
             reason: "not a configuration",
         })?;
+        // Stored bytes are checked like a caller's (a threshold of 0 would
+        // turn suppression off).
+        config.validate().map_err(|_| Error::Corrupt {
+            what: "tenant configuration",
+            reason: "does not validate",
+        })?;
         Ok(TenantState {
             config: RwLock::new(Arc::new(config)),
             members: RwLock::new(HashMap::new()),
             index_key,
             committed: RwLock::new(ledger.clone()),
+            ledger_unsure: AtomicBool::new(false),
+            finishing: Mutex::new(()),
+            sweeping: Mutex::new(()),
             ledger: Mutex::new(ledger),
         })
     }
+}
+
+/// The tenant's index key and ledger as stored: `NotSetUp` without a meta;
+/// a meta without an audit head is corrupt (starting the trail again would
+/// write over it).
+fn read_ledger(handle: &strongroom::Tenant<'_>) -> Result<(Zeroizing<[u8; 32]>, Ledger)> {
+    let meta = handle
+        .get(keys::META)?
+        .ok_or(Error::NotSetUp(handle.id()))?;
+    let (index_key, mut ledger) = decode_meta(&meta)?;
+    let head = handle.get(keys::AUDIT_HEAD)?.ok_or(Error::Corrupt {
+        what: "audit head",
+        reason: "missing",
+    })?;
+    ledger.head = AuditHead::decode(&head)?;
+    Ok((index_key, ledger))
 }
 
 /// A value the layer keeps as JSON (configuration, memberships).
@@ -340,11 +384,34 @@ impl<'r> TenantRecords<'r> {
         outcome: &str,
         build: impl FnOnce(&mut WriteBatch, &mut Ledger, &mut Event<'_>) -> Result<()>,
     ) -> Result<Lsn> {
+        self.commit_then(ctx, event, outcome, build, |()| {})
+    }
+
+    /// [`TenantRecords::commit`], then `after` with what `build` returned
+    /// once the commit succeeded, still under the commit lock (for caches
+    /// that must change in commit order).
+    pub(crate) fn commit_then<T>(
+        &self,
+        ctx: &Access,
+        event: Event<'_>,
+        outcome: &str,
+        build: impl FnOnce(&mut WriteBatch, &mut Ledger, &mut Event<'_>) -> Result<T>,
+        after: impl FnOnce(T),
+    ) -> Result<Lsn> {
         let mut event = event;
         let mut ledger = self.state.ledger.lock();
+        if self.state.ledger_unsure.load(Ordering::Acquire) {
+            // A write failed: it may have reached the log all the same, so
+            // the ledger is read back rather than trusted (a reused number
+            // would write over an entry).
+            let (_, stored) = read_ledger(&self.engine())?;
+            *self.state.committed.write() = stored.clone();
+            *ledger = stored;
+            self.state.ledger_unsure.store(false, Ordering::Release);
+        }
         let mut next = ledger.clone();
         let mut batch = WriteBatch::new();
-        build(&mut batch, &mut next, &mut event)?;
+        let built = build(&mut batch, &mut next, &mut event)?;
         let entry = AuditEntry {
             seq: next.head.next_seq,
             time_us: self.records.now_us(),
@@ -374,9 +441,12 @@ impl<'r> TenantRecords<'r> {
                 encode_meta(&self.state.index_key, &next).to_vec(),
             );
         }
-        let lsn = self.engine().write(batch)?;
+        let lsn = self.engine().write(batch).inspect_err(|_| {
+            self.state.ledger_unsure.store(true, Ordering::Release);
+        })?;
         *self.state.committed.write() = next.clone();
         *ledger = next;
+        after(built);
         Ok(lsn)
     }
 
@@ -390,6 +460,13 @@ impl<'r> TenantRecords<'r> {
 
     /// The member `actor`, from the cache or the tenant's scope.
     pub(crate) fn member(&self, actor: &str) -> Result<Option<Arc<Membership>>> {
+        if let Some(m) = self.state.members.read().get(actor) {
+            return Ok(Some(Arc::clone(m)));
+        }
+        // Filled under the commit lock, so that a fill never lands after a
+        // change committed meanwhile (which would bring back a revoked
+        // grant or a removed member).
+        let _commits = self.state.ledger.lock();
         if let Some(m) = self.state.members.read().get(actor) {
             return Ok(Some(Arc::clone(m)));
         }

@@ -254,6 +254,33 @@ fn differencing_two_reports_that_differ_by_one_subject_fails() {
         .count();
     assert_eq!(refusals, 4);
 
+    // Another shape that shares a field is compared on it: a count by year
+    // alone (the first table's row totals) over one more pupil is refused
+    // too, and so is one summing visits.
+    tenant
+        .record_consent(&cw, newcomer, RESEARCH, ConsentAction::OptIn)
+        .unwrap();
+    tenant
+        .record_consent(&cw, moved, RESEARCH, ConsentAction::OptOut)
+        .unwrap();
+    for shape in [
+        Aggregate::count("profile", "year"),
+        by_year_and_house().summing("visits"),
+        Aggregate::count("profile", "house").by("year"),
+    ] {
+        let refused = tenant.aggregate(&analyst, &shape);
+        assert!(
+            matches!(refused, Err(Error::TooSimilar { differs_by: 1, .. })),
+            "{shape:?}: {refused:?}"
+        );
+    }
+    tenant
+        .record_consent(&cw, newcomer, RESEARCH, ConsentAction::OptOut)
+        .unwrap();
+    tenant
+        .record_consent(&cw, moved, RESEARCH, ConsentAction::OptIn)
+        .unwrap();
+
     // Once enough has changed (five more pupils), a new release is made.
     add(&tenant, "hillside", "2", "red", 5);
     let later = tenant.aggregate(&analyst, &by_year_and_house()).unwrap();

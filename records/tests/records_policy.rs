@@ -19,6 +19,7 @@ fn expected(role: &str) -> BTreeSet<Permission> {
     let list: &[Permission] = match role {
         "admin" => &[
             ManageUsers,
+            Configure,
             ReadAudit,
             Purge,
             Deprovision,
@@ -129,6 +130,7 @@ fn attempt(
         Permission::ManageUsers => {
             tenant.assign(&me, &format!("new-{role}"), "viewer", WHOLE_TENANT)?
         }
+        Permission::Configure => tenant.configure(&me, tenant.config())?,
         Permission::ReadAudit => {
             tenant.verify_audit(&me)?;
         }
@@ -377,4 +379,122 @@ fn units_bound_what_a_member_reaches() {
         tenant.get_record(&no_reason, mine, "profile", 0),
         Err(Error::BadAccess("reason"))
     ));
+}
+
+#[test]
+fn no_one_administers_themselves_or_members_above_their_unit() {
+    let world = world();
+    let tenant = world.tenant();
+    let admin = ctx("admin");
+    tenant
+        .assign(&admin, "loc-admin", "admin", "hillside")
+        .unwrap();
+    tenant
+        .assign(&admin, "area-cw", "caseworker", "north")
+        .unwrap();
+    let local = Access::new("loc-admin", "admin", "hillside", "care", "a test");
+    // Not themselves: no new role, no grant, no removal.
+    for result in [
+        tenant.assign(&local, "loc-admin", "contact_officer", "hillside"),
+        tenant.grant(&local, "loc-admin", Permission::Export),
+        tenant.remove_member(&local, "loc-admin"),
+    ] {
+        assert!(
+            matches!(result, Err(Error::SelfAdministration)),
+            "{result:?}"
+        );
+    }
+    // Not a member whose unit is above theirs: no re-homing, downgrading,
+    // granting or removing.
+    for result in [
+        tenant.assign(&local, "area-cw", "viewer", "hillside"),
+        tenant.grant(&local, "area-cw", Permission::Export),
+        tenant.remove_member(&local, "area-cw"),
+    ] {
+        assert!(
+            matches!(result, Err(Error::OutsideUnit { .. })),
+            "{result:?}"
+        );
+    }
+    // Tenant-wide acts need the whole tenant: configuration, deprovisioning,
+    // the trail.
+    assert!(matches!(
+        tenant.configure(&local, tenant.config()),
+        Err(Error::OutsideUnit { .. })
+    ));
+    assert!(matches!(
+        tenant.deprovision(&local, DAY),
+        Err(Error::OutsideUnit { .. })
+    ));
+    assert!(matches!(
+        tenant.verify_audit(&local),
+        Err(Error::OutsideUnit { .. })
+    ));
+    assert_eq!(
+        world.records.db().tenant(TENANT).state().unwrap(),
+        strongroom::ScopeState::Live
+    );
+    // Within their unit they administer as usual.
+    tenant
+        .assign(&local, "loc-cw", "caseworker", "hillside")
+        .unwrap();
+    // Each refusal is in the trail.
+    let trail = tenant.audit_entries(&admin, 0, u64::MAX).unwrap();
+    let refused = trail
+        .iter()
+        .filter(|e| e.actor == "loc-admin" && e.outcome.starts_with("denied"))
+        .count();
+    assert_eq!(refused, 9);
+    // A configuration change names what changed.
+    let mut config = tenant.config();
+    config.small_group = 7;
+    tenant.configure(&admin, config).unwrap();
+    let trail = tenant.audit_entries(&admin, 0, u64::MAX).unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "configure" && e.detail == "changed: small group")
+    );
+}
+
+#[test]
+fn a_write_of_no_fields_is_refused() {
+    let world = world();
+    let tenant = world.tenant();
+    let s = full_subject(&tenant, "P-1");
+    assert!(matches!(
+        tenant.put_record(&ctx("analyst"), s, "profile", 0, &[]),
+        Err(Error::BadValue { .. })
+    ));
+}
+
+#[test]
+fn a_tenant_set_up_is_set_up_for_good() {
+    let world = world();
+    // Set up, and reopened before any subject exists: still set up, and a
+    // second set-up is refused (in the same process and after a reopen).
+    let again = world
+        .records
+        .set_up_tenant(&ctx("admin"), TENANT, TenantConfig::seeded(units()));
+    assert!(matches!(again, Err(Error::AlreadySetUp(_))));
+    let head = world.tenant().audit_head();
+    let World {
+        dir,
+        clock,
+        records,
+    } = world;
+    records.into_db().close().unwrap();
+    let records = open_records(dir.path(), &clock);
+    let tenant = records.tenant(TENANT).unwrap();
+    assert_eq!(tenant.audit_head(), head);
+    let intruder = Access::new("intruder", "admin", WHOLE_TENANT, "care", "taking over");
+    let again = records.set_up_tenant(&intruder, TENANT, TenantConfig::seeded(units()));
+    assert!(matches!(again, Err(Error::AlreadySetUp(_))));
+    assert!(
+        tenant
+            .verify_audit(&ctx("admin"))
+            .unwrap()
+            .problems
+            .is_empty()
+    );
 }

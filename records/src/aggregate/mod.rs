@@ -8,12 +8,13 @@
 //!   complementary cells with it, until no suppressed cell can be worked
 //!   out from the published cells and totals.
 //! - **Between tables** ([`release`]): every table published is remembered
-//!   as its population (subject numbers, each with a keyed tag of what the
-//!   subject contributed). A new table whose population differs from an
-//!   earlier one's by fewer than `small_group` subjects (some in one and not
-//!   the other, or contributing differently) is refused, since subtracting
-//!   the two would show those subjects' cells. Suppression alone cannot stop
-//!   that: two tables of large, unsuppressed cells can differ by one person.
+//!   as its population (subject numbers, each with a keyed tag per field of
+//!   what the subject contributed). A new table whose population differs
+//!   from an earlier one's by fewer than `small_group` subjects (counted in
+//!   one only, or with another value in a field both used, whatever the
+//!   rest of the two queries) is refused, since subtracting the two would
+//!   show those subjects' cells. Suppression alone cannot stop that: two
+//!   tables of large, unsuppressed cells can differ by one person.
 
 pub(crate) mod release;
 pub(crate) mod suppress;
@@ -30,7 +31,7 @@ use crate::record::{Stored, Value};
 use crate::schema::{FieldKind, RecordType};
 use crate::subjects::Identifiers;
 use crate::tenant::{Event, TenantRecords};
-use release::Contribution;
+use release::Release;
 
 /// An aggregate query over a single-record type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,14 @@ impl Aggregate {
     pub fn summing(mut self, field: &str) -> Aggregate {
         self.sum = Some(field.to_string());
         self
+    }
+
+    /// The fields the query uses: rows, columns, sum.
+    fn fields(&self) -> Vec<&str> {
+        let mut fields = vec![self.rows.as_str()];
+        fields.extend(self.columns.as_deref());
+        fields.extend(self.sum.as_deref());
+        fields
     }
 
     fn shape(&self) -> String {
@@ -153,9 +162,9 @@ impl TenantRecords<'_> {
         }
         let event = || Event::new("report", None, query.shape());
         self.authorize(ctx, &[Permission::Report], None, event)?;
-        let (placed, contributions) = self.population(ctx, query, &rows, &columns)?;
+        let (placed, population) = self.population(ctx, query, &rows, &columns)?;
         let small_group = self.configured().small_group;
-        let release = self.release(ctx, query, contributions, small_group)?;
+        let release = self.release(ctx, query, population, small_group)?;
         let mut table = tabulate(&placed, rows, columns, query.sum.is_some(), small_group);
         table.release = release;
         Ok(table)
@@ -168,14 +177,24 @@ impl TenantRecords<'_> {
         query: &Aggregate,
         rows: &[String],
         columns: &[String],
-    ) -> Result<(Vec<Placed>, Vec<Contribution>)> {
-        let shape = query.shape();
+    ) -> Result<(Vec<Placed>, Release)> {
         let mut placed = Vec::new();
-        let mut contributions = Vec::new();
+        let mut release = Release {
+            record_type: query.record_type.clone(),
+            fields: query.fields().into_iter().map(String::from).collect(),
+            population: Vec::new(),
+        };
         for (s, _) in self.subjects_in(&ctx.unit)? {
             match self.place(s, query, rows, columns) {
                 Ok(Some((p, salt))) => {
-                    contributions.push(release::contribution(s, &salt, &shape, p));
+                    let mut values = vec![(query.rows.as_str(), rows[p.0].as_bytes().to_vec())];
+                    if let Some(c) = &query.columns {
+                        values.push((c.as_str(), columns[p.1].as_bytes().to_vec()));
+                    }
+                    if let Some(f) = &query.sum {
+                        values.push((f.as_str(), p.2.to_le_bytes().to_vec()));
+                    }
+                    release.population.push(release::entry(s, &salt, &values));
                     placed.push(p);
                 }
                 Ok(None) | Err(Error::Engine(strongroom::Error::Shredded { .. })) => {}
@@ -183,7 +202,7 @@ impl TenantRecords<'_> {
                 Err(e) => return Err(e),
             }
         }
-        Ok((placed, contributions))
+        Ok((placed, release))
     }
 
     /// Subject `s`'s place, if it is counted: it consents to research and
@@ -231,57 +250,53 @@ impl TenantRecords<'_> {
         Ok(Some(((row, column, sum), salt)))
     }
 
-    /// Checks the population against every earlier release and records it
-    /// as a new one (or returns the identical earlier one's number).
+    /// Checks the release against every earlier one and records it as a
+    /// new one, or returns the number of the identical earlier one; all
+    /// under the commit lock, so two reports racing each other are compared
+    /// too. A refusal is audited.
     fn release(
         &self,
         ctx: &Access,
         query: &Aggregate,
-        mut population: Vec<Contribution>,
+        mut release: Release,
         small_group: u64,
     ) -> Result<u64> {
-        population.sort();
-        let releases = self.state.committed.read().releases;
-        for n in 0..releases {
-            let Some(bytes) = self.engine().get(&keys::release(n))? else {
-                continue;
-            };
-            let earlier = release::decode(&bytes)?;
-            let differs_by = release::differs_by(&earlier, &population);
-            if differs_by == 0 {
-                let event = Event::new(
-                    "report",
-                    None,
-                    format!("{} (as release {n})", query.shape()),
-                );
-                self.commit(ctx, event, "ok", |_, _, _| Ok(()))?;
-                return Ok(n);
-            }
-            if (differs_by as u64) < small_group {
-                let event = Event::new("report", None, query.shape());
-                return self.deny(
-                    ctx,
-                    event,
-                    Error::TooSimilar {
+        release.population.sort_by_key(|(s, _)| *s);
+        let shape = query.shape();
+        let detail = format!("{shape} ({} subjects)", release.population.len());
+        let event = Event::new("report", None, detail);
+        let mut number = 0;
+        let committed = self.commit(ctx, event, "ok", |batch, ledger, event| {
+            for n in 0..ledger.releases {
+                let Some(bytes) = self.engine().get(&keys::release(n))? else {
+                    continue;
+                };
+                let earlier = Release::decode(&bytes)?;
+                if earlier.same_as(&release) {
+                    number = n;
+                    event.detail = format!("{shape} (as release {n})");
+                    return Ok(());
+                }
+                let differs_by = earlier.differs_by(&release);
+                if differs_by > 0 && (differs_by as u64) < small_group {
+                    return Err(Error::TooSimilar {
                         release: n,
                         differs_by,
-                    },
-                );
+                    });
+                }
             }
-        }
-        let mut number = 0;
-        let event = Event::new(
-            "report",
-            None,
-            format!("{} ({} subjects)", query.shape(), population.len()),
-        );
-        self.commit(ctx, event, "ok", |batch, ledger, _| {
             number = ledger.releases;
             ledger.releases += 1;
-            batch.put(keys::release(number), release::encode(&population));
+            batch.put(keys::release(number), release.encode());
             Ok(())
-        })?;
-        Ok(number)
+        });
+        match committed {
+            Err(e @ Error::TooSimilar { .. }) => {
+                self.deny(ctx, Event::new("report", None, shape), e)
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(number),
+        }
     }
 }
 
