@@ -70,6 +70,10 @@ pub struct Options {
     pub compression_threshold_bytes: usize,
     /// Size of RocksDB's block cache. Default 64 MiB.
     pub block_cache_bytes: usize,
+    /// Threads that open a scan's records ahead of it (started at the
+    /// first scan longer than one batch; 0: every scan opens its records
+    /// on the caller's thread). Default: the machine's cores, at most 8.
+    pub scan_threads: usize,
     /// The clock of commit times and shred deadlines. Default: the system's.
     pub clock: Arc<dyn Clock>,
     /// The file system of the engine's own files (log, keyring). Default:
@@ -146,6 +150,9 @@ impl ArchiveOptions {
 
 /// The store's block cache, by default.
 pub(crate) const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+/// Read-ahead threads by default at most: past a few, a scan is bound by
+/// the one thread reading the store.
+const SCAN_THREADS_MAX: usize = 8;
 
 impl Options {
     /// Default options with the given master key source.
@@ -157,6 +164,9 @@ impl Options {
             create_if_missing: true,
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            scan_threads: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(SCAN_THREADS_MAX),
             clock: Arc::new(SystemClock),
             file_system: Arc::new(OsFileSystem),
             archive: None,
@@ -195,6 +205,12 @@ impl Options {
     /// Ships the log to an archive.
     pub fn archive(mut self, archive: ArchiveOptions) -> Self {
         self.archive = Some(archive);
+        self
+    }
+
+    /// Sets how many threads open scans' records ahead of them.
+    pub fn scan_threads(mut self, threads: usize) -> Self {
+        self.scan_threads = threads;
         self
     }
 

@@ -131,27 +131,54 @@ pub(crate) fn open_detached(
     aad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>, AuthFailed> {
-    if sealed.len() < TAG_LEN {
-        return Err(AuthFailed);
-    }
     let mut buf = sealed.to_vec();
-    let (cipher, short) = message_key(key, nonce);
-    let len = cipher
-        .open_in_place(short, Aad::from(aad), &mut buf)
-        .map_err(|_| AuthFailed)?
-        .len();
+    let len = open_detached_in_place(key, nonce, aad, &mut buf)?;
     buf.truncate(len);
     Ok(buf)
 }
 
+/// Opens `ciphertext | tag` where it lies: on success the plaintext is
+/// `buf[..len]`, `len` returned. On failure `buf` holds unspecified bytes
+/// (ring may have decrypted before the tag failed): treat them as plaintext.
+pub(crate) fn open_detached_in_place(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, AuthFailed> {
+    if buf.len() < TAG_LEN {
+        return Err(AuthFailed);
+    }
+    let (cipher, short) = message_key(key, nonce);
+    Ok(cipher
+        .open_in_place(short, Aad::from(aad), buf)
+        .map_err(|_| AuthFailed)?
+        .len())
+}
+
 /// Opens `nonce | ciphertext | tag`, returning the plaintext.
 pub(crate) fn open(key: &SecretKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AuthFailed> {
+    let mut buf = sealed.to_vec();
+    let plaintext = open_in_place(key, aad, &mut buf)?;
+    buf.truncate(plaintext.end);
+    buf.drain(..plaintext.start);
+    Ok(buf)
+}
+
+/// Opens `nonce | ciphertext | tag` where it lies, returning where in
+/// `sealed` the plaintext now is (just after the nonce).
+pub(crate) fn open_in_place(
+    key: &SecretKey,
+    aad: &[u8],
+    sealed: &mut [u8],
+) -> Result<std::ops::Range<usize>, AuthFailed> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return Err(AuthFailed);
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
-    open_detached(key, nonce, aad, rest)
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let nonce: &[u8; NONCE_LEN] = (&*nonce).try_into().expect("split at NONCE_LEN");
+    let len = open_detached_in_place(key, nonce, aad, rest)?;
+    Ok(NONCE_LEN..NONCE_LEN + len)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@
 //! moved to another key, scope or version fails authentication.
 
 use std::cell::RefCell;
+use std::ops::Range;
+
+use zeroize::Zeroize;
 
 use super::aead;
 use super::nonce::NonceSource;
@@ -102,38 +105,71 @@ pub(crate) fn open(
     token: &Token,
     sealed: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), OpenError> {
+    let mut buf = sealed.to_vec();
+    let mut spill = Vec::new();
+    let opened = open_in_place(key, token, &mut buf, &mut spill)?;
+    // The value is returned in the buffer it was decrypted (or
+    // decompressed) into.
+    let mut body = if opened.spilled { spill } else { buf };
+    let user_key = body[opened.key].to_vec();
+    body.truncate(opened.value.end);
+    body.drain(..opened.value.start);
+    Ok((user_key, body))
+}
+
+/// Where the user key and value of a record opened in place lie: in the
+/// sealed bytes themselves, or (a compressed record) in the spill buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Opened {
+    pub(crate) key: Range<usize>,
+    pub(crate) value: Range<usize>,
+    pub(crate) spilled: bool,
+}
+
+/// Opens a sealed record where it lies: `sealed` is decrypted in place, and
+/// a compressed body is decompressed onto the end of `spill`. After an
+/// error `sealed` and the end of `spill` may hold plaintext.
+pub(crate) fn open_in_place(
+    key: &Lease<'_>,
+    token: &Token,
+    sealed: &mut [u8],
+    spill: &mut Vec<u8>,
+) -> Result<Opened, OpenError> {
     if sealed.len() < 4 + SEAL_OVERHEAD + 1 {
         return Err(OpenError::Malformed);
     }
     if key_version(sealed) != Some(key.version()) {
         return Err(OpenError::Auth);
     }
-    let plaintext = aead::open(
-        key.seal_key(),
-        &aad(key.scope(), token, key.version()),
-        &sealed[4..],
-    )
-    .map_err(|_| OpenError::Auth)?;
-    // flags | key_len | key | value, the last three maybe compressed; the
-    // value is returned in the buffer it was decrypted into.
-    let (mut body, start) = match plaintext.first() {
-        Some(0) => (plaintext, 1),
-        Some(&RECORD_FLAG_ZSTD) => (decompress(&plaintext[1..]).ok_or(OpenError::Malformed)?, 0),
+    let aad = aad(key.scope(), token, key.version());
+    let plaintext =
+        aead::open_in_place(key.seal_key(), &aad, &mut sealed[4..]).map_err(|_| OpenError::Auth)?;
+    // flags | key_len | key | value, the last three maybe compressed.
+    let plaintext = 4 + plaintext.start..4 + plaintext.end;
+    let (body, at, spilled) = match sealed[plaintext.start] {
+        0 => (&sealed[..plaintext.end], plaintext.start + 1, false),
+        RECORD_FLAG_ZSTD => {
+            let at = spill.len();
+            if decompress(&sealed[plaintext.start + 1..plaintext.end], spill).is_none() {
+                return Err(OpenError::Malformed);
+            }
+            (&spill[..], at, true)
+        }
         _ => return Err(OpenError::Malformed),
     };
-    let key_len = u32::from_le_bytes(
-        body.get(start..start + 4)
-            .ok_or(OpenError::Malformed)?
-            .try_into()
-            .unwrap(),
-    ) as usize;
-    let key_at = start + 4;
+    let key_len = body
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or(OpenError::Malformed)?;
+    let key_at = at + 4;
     if key_len > body.len() - key_at || key_len > USER_KEY_MAX {
         return Err(OpenError::Malformed);
     }
-    let user_key = body[key_at..key_at + key_len].to_vec();
-    body.drain(..key_at + key_len);
-    Ok((user_key, body))
+    Ok(Opened {
+        key: key_at..key_at + key_len,
+        value: key_at + key_len..body.len(),
+        spilled,
+    })
 }
 
 const _: () = assert!(RECORD_HEADER_LEN == 1 + 4);
@@ -197,22 +233,35 @@ fn compress(user_key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// The body a zstd frame holds, sized by the frame's own content size
-/// (which every frame `compress` writes records), at most a record's.
-fn decompress(frame: &[u8]) -> Option<Vec<u8>> {
+/// Appends the body a zstd frame holds to `out`, sized by the frame's own
+/// content size (which every frame `compress` writes records), at most a
+/// record's. `None` (and `out` maybe longer) if the frame is not one.
+fn decompress(frame: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let size = zstd::zstd_safe::get_frame_content_size(frame).ok()??;
     if size > (4 + USER_KEY_MAX + USER_VALUE_MAX) as u64 {
         return None;
     }
+    let size = size as usize;
     DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let decompressor = match &mut *cell {
             Some(d) => d,
             None => cell.insert(zstd::bulk::Decompressor::new().ok()?),
         };
-        let mut body = Vec::with_capacity(size as usize);
-        decompressor.decompress_to_buffer(frame, &mut body).ok()?;
-        (body.len() as u64 == size).then_some(body)
+        let at = out.len();
+        if out.capacity() < at + size {
+            // Grown by hand: a reallocation would free the bytes already
+            // there (other records' plaintext) without wiping them.
+            let mut bigger = Vec::with_capacity((at + size).max(2 * out.capacity()));
+            bigger.extend_from_slice(out);
+            out.zeroize();
+            *out = bigger;
+        }
+        out.resize(at + size, 0);
+        let len = decompressor
+            .decompress_to_buffer(frame, &mut out[at..])
+            .ok()?;
+        (len == size).then_some(())
     })
 }
 

@@ -140,10 +140,14 @@ impl ScopeKey {
 
     /// The key, for use, if its scope (and its tenant) is live.
     pub(crate) fn lease(&self) -> Result<Lease<'_>, Revoked> {
-        for gate in &self.gates {
-            gate.check()?;
-        }
+        self.check_live()?;
         self.lease_ungated()
+    }
+
+    /// Whether the scope (and its tenant) is live: two atomic loads. Every
+    /// version of a scope shares its gates.
+    pub(crate) fn check_live(&self) -> Result<(), Revoked> {
+        self.gates.iter().try_for_each(|gate| gate.check())
     }
 
     /// The key whatever its scope's state, unless it is wiped: for the

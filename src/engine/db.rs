@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     /// The time deadlines are compared with.
     pub(crate) deadlines: Deadlines,
     pub(crate) compression_threshold: usize,
+    /// Opens scans' records ahead of them.
+    pub(crate) read_ahead: super::read_ahead::ReadAhead,
     /// Nonces of the records this open seals.
     pub(crate) nonces: NonceSource,
     /// Ships the log to the archive, if there is one.
@@ -259,6 +261,7 @@ impl Db {
             ),
             deadlines: Deadlines::open(Arc::clone(&options.clock), known_us),
             compression_threshold: options.compression_threshold_bytes,
+            read_ahead: super::read_ahead::ReadAhead::new(options.scan_threads),
             nonces: NonceSource::new(),
             shipper,
             backups,

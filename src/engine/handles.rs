@@ -2,7 +2,8 @@
 
 use super::batch::WriteBatch;
 use super::db::Db;
-use super::snapshot::{Scan, Snapshot};
+use super::scan::Scan;
+use super::snapshot::Snapshot;
 use crate::Lsn;
 use crate::crypto::keyring::ScopeState;
 use crate::error::Result;

@@ -1,6 +1,6 @@
-//! Snapshots and scans.
+//! Snapshots.
 //!
-//! Both read a point-in-time view of the store, so both pin the scope's keys
+//! A snapshot, and every scan of one, reads a point-in-time view of the store, so both pin the scope's keys
 //! for that moment: the versions live just before and just after the view was
 //! taken. A record they see under a version that a rotation retires later
 //! still opens.
@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use super::db::Inner;
+use super::scan::Scan;
 use crate::crypto::scope_key::ScopeKeys;
-use crate::error::{CorruptionKind, Result};
+use crate::error::Result;
 use crate::scope::{Scope, SubjectId};
-use crate::store::{StoreIter, StoreSnapshot, iter_err, key_codec};
+use crate::store::StoreSnapshot;
 
 /// A consistent, read-only view of a tenant (and its subjects) as of the
 /// moment it was taken. Later writes are invisible to it.
@@ -49,7 +50,7 @@ impl<'db> Snapshot<'db> {
             self.inner,
             self.scope,
             self.keys.clone(),
-            Some(Arc::clone(&self.snapshot)),
+            Arc::clone(&self.snapshot),
         ))
     }
 
@@ -67,70 +68,10 @@ impl<'db> Snapshot<'db> {
     }
 }
 
-/// An iterator over the records of one scope, yielding `(key, value)` in
-/// token order (the order of keyed hashes of the keys, not of the keys).
-pub struct Scan<'db> {
-    // Field order matters: the iterator must drop before the snapshot it reads.
-    iter: Option<StoreIter<'db>>,
-    _snapshot: Option<Arc<StoreSnapshot<'db>>>,
-    inner: &'db Inner,
-    keys: Option<ScopeKeys>,
-}
-
-impl<'db> Scan<'db> {
-    /// A scan of the live store (its iterator is its own point in time).
-    pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Scan<'db>> {
-        let (keys, iter) = inner.pin_keys(scope, || inner.store.scan(scope, None))?;
-        Ok(Scan {
-            iter: keys.as_ref().map(|_| iter),
-            _snapshot: None,
-            inner,
-            keys,
-        })
-    }
-
-    fn over(
-        inner: &'db Inner,
-        scope: Scope,
-        keys: Option<ScopeKeys>,
-        snapshot: Option<Arc<StoreSnapshot<'db>>>,
-    ) -> Scan<'db> {
-        let iter = keys
-            .as_ref()
-            .map(|_| inner.store.scan(scope, snapshot.as_deref()));
-        Scan {
-            iter,
-            _snapshot: snapshot,
-            inner,
-            keys,
-        }
-    }
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (store_key, sealed) = match self.iter.as_mut()?.next()? {
-            Ok(kv) => kv,
-            Err(e) => return Some(Err(iter_err(e))),
-        };
-        let keys = self
-            .keys
-            .as_ref()
-            .expect("an iterator exists only with keys");
-        let Some(token) = key_codec::token_of(&store_key) else {
-            let kind = CorruptionKind::Malformed("store key");
-            return Some(Err(self.inner.store.corruption(kind)));
-        };
-        Some(self.inner.open(keys, &token, &sealed))
-    }
-}
-
 impl Inner {
     /// Takes a view of the store with `take`, and the scope's keys valid
     /// across that moment (live just before or just after).
-    fn pin_keys<T>(
+    pub(crate) fn pin_keys<T>(
         &self,
         scope: Scope,
         take: impl FnOnce() -> T,

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, DB, DBIteratorWithThreadMode, DBPinnableSlice, Direction,
-    IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, DB, DBIteratorWithThreadMode, DBPinnableSlice,
+    DBRawIteratorWithThreadMode, Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode,
+    WriteBatch, WriteOptions,
 };
 
 use crate::error::{CorruptionKind, Error, Result};
@@ -77,6 +78,10 @@ impl Applied {
 pub(crate) type StoreSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
 /// A raw iterator over store keys.
 pub(crate) type StoreIter<'a> = DBIteratorWithThreadMode<'a, DB>;
+
+/// A raw iterator: its key and value are borrowed until it moves (what
+/// scans read, copying each sealed record once).
+pub(crate) type StoreRawIter<'a> = DBRawIteratorWithThreadMode<'a, DB>;
 
 /// The RocksDB store of one database.
 pub(crate) struct Store {
@@ -290,11 +295,6 @@ impl Store {
         self.db.snapshot()
     }
 
-    /// Iterates the keys of `scope` in token order.
-    pub(crate) fn scan(&self, scope: Scope, snapshot: Option<&StoreSnapshot<'_>>) -> StoreIter<'_> {
-        self.scan_from(scope, &key_codec::scope_prefix(scope), snapshot)
-    }
-
     /// Iterates the keys of `scope` from `from` (a key of the scope, or its
     /// prefix) in token order.
     pub(crate) fn scan_from(
@@ -312,6 +312,29 @@ impl Store {
         }
         self.db
             .iterator_opt(IteratorMode::From(from, Direction::Forward), options)
+    }
+
+    /// A raw iterator over the keys of `scope` in token order, at the first.
+    pub(crate) fn scan_raw(
+        &self,
+        scope: Scope,
+        snapshot: Option<&StoreSnapshot<'_>>,
+    ) -> StoreRawIter<'_> {
+        let prefix = key_codec::scope_prefix(scope);
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(key_codec::prefix_end(&prefix));
+        if let Some(s) = snapshot {
+            options.set_snapshot(s);
+        }
+        let mut iter = self.db.raw_iterator_opt(options);
+        iter.seek(prefix);
+        iter
+    }
+
+    /// A RocksDB integer property (0 if it has none).
+    #[cfg(test)]
+    pub(crate) fn property_int(&self, name: &str) -> u64 {
+        self.db.property_int_value(name).ok().flatten().unwrap_or(0)
     }
 
     /// Whether any key starts with `prefix` (one seek, live view).

@@ -531,11 +531,15 @@ impl Keyring {
         self.append_seal(scope, SEAL_OP_SEAL, deadline_us)?;
         let mut loaded = self.loaded.write();
         loaded.seals.insert(scope, deadline_us);
-        loaded.gate(scope).set_sealed(deadline_us);
+        let gate = loaded.gate(scope);
         drop(loaded);
         if then_destroyed {
+            // Readers meet an immediate shred as a shred from its first
+            // step: a scan it stops ends with `Shredded`.
+            gate.set_shredded();
             return Ok(());
         }
+        gate.set_sealed(deadline_us);
         self.anchor()
     }
 

@@ -1,0 +1,303 @@
+//! Scans: every record of a scope, in token order, from a point-in-time view
+//! of the store.
+//!
+//! A scan copies sealed records out of the store in batches and opens them
+//! ahead of the caller on the read-ahead threads (`read_ahead.rs`), a
+//! bounded window of batches at a time; it hands them out in the order it
+//! read them, as owned pairs ([`Iterator`]) or as slices into the opened
+//! batch ([`Scan::next_ref`]).
+//!
+//! # Invariants
+//! - Consistent: the records are those of one view (a snapshot's, or the
+//!   iterator's own point in time), opened with the keys pinned for it.
+//! - A shred or seal wins: every record is handed out only after checking
+//!   its scope's gates, so once a shred or seal returns, the scan yields
+//!   `Shredded` or `Sealed` and nothing more, whatever was opened ahead.
+//! - A scan ends at its first error.
+//! - Bounded: at most [`WINDOW`] batches beyond the one handed out, each of
+//!   about [`BATCH_BYTES`] (or one record, if larger).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::db::Inner;
+use super::read_ahead::{Batch, Failure, Slot};
+use crate::crypto::scope_key::ScopeKeys;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::scope::Scope;
+use crate::store::{StoreRawIter, StoreSnapshot, iter_err, key_codec};
+
+/// Sealed bytes read into one batch before it is opened.
+const BATCH_BYTES: usize = 128 * 1024;
+/// Records in one batch at most.
+const BATCH_RECORDS: usize = 1024;
+/// Batches read ahead of the one being handed out, at most.
+const WINDOW: usize = 4;
+
+/// An iterator over the records of one scope, yielding `(key, value)` in
+/// token order (the order of keyed hashes of the keys, not of the keys).
+///
+/// Records are opened ahead of the caller on other cores; dropping the scan
+/// discards (and wipes) what it opened ahead. The scan ends at its first
+/// error, and yields `Shredded` or `Sealed` if its scope is shredded or
+/// sealed while it runs.
+pub struct Scan<'db> {
+    // Field order matters: the iterator must drop before the snapshot it reads.
+    iter: Option<StoreRawIter<'db>>,
+    _snapshot: Option<Arc<StoreSnapshot<'db>>>,
+    inner: &'db Inner,
+    scope: Scope,
+    keys: Option<ScopeKeys>,
+    /// Batches read from the store and not handed out yet, in order.
+    window: VecDeque<Arc<Slot>>,
+    /// The batch being handed out, and its next record.
+    current: Option<Batch>,
+    next: usize,
+    /// Why reading the store stopped early, given once the batches read
+    /// before it are handed out.
+    read_error: Option<Error>,
+    /// No more records: the last was handed out, or an error was.
+    finished: bool,
+}
+
+/// What the next call yields.
+enum Next {
+    Record(usize),
+    Error(Error),
+    End,
+}
+
+impl<'db> Scan<'db> {
+    /// A scan of the live store (its iterator is its own point in time).
+    pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Scan<'db>> {
+        let (keys, iter) = inner.pin_keys(scope, || inner.store.scan_raw(scope, None))?;
+        let iter = keys.as_ref().map(|_| iter);
+        Ok(Scan::with(inner, scope, keys, iter, None))
+    }
+
+    /// A scan of `snapshot`, whose keys were pinned when it was taken.
+    pub(crate) fn over(
+        inner: &'db Inner,
+        scope: Scope,
+        keys: Option<ScopeKeys>,
+        snapshot: Arc<StoreSnapshot<'db>>,
+    ) -> Scan<'db> {
+        let iter = keys
+            .as_ref()
+            .map(|_| inner.store.scan_raw(scope, Some(&snapshot)));
+        Scan::with(inner, scope, keys, iter, Some(snapshot))
+    }
+
+    fn with(
+        inner: &'db Inner,
+        scope: Scope,
+        keys: Option<ScopeKeys>,
+        iter: Option<StoreRawIter<'db>>,
+        snapshot: Option<Arc<StoreSnapshot<'db>>>,
+    ) -> Scan<'db> {
+        Scan {
+            finished: iter.is_none(),
+            iter,
+            _snapshot: snapshot,
+            inner,
+            scope,
+            keys,
+            window: VecDeque::new(),
+            current: None,
+            next: 0,
+            read_error: None,
+        }
+    }
+
+    /// The next record as slices into the scan's buffer, valid until the
+    /// next call: no copy, no allocation per record. The lending form of
+    /// [`Iterator::next`], for callers that look at each record and move on.
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.advance() {
+            Next::Record(i) => {
+                let batch = self.current.as_ref().expect("a record is in a batch");
+                Some(Ok(batch.get(i).expect("advance checked it opened")))
+            }
+            Next::Error(e) => Some(Err(e)),
+            Next::End => None,
+        }
+    }
+
+    /// Moves to the next record, reading and opening batches as needed.
+    fn advance(&mut self) -> Next {
+        while !self.finished {
+            if let Some(batch) = &self.current
+                && self.next < batch.len()
+            {
+                let i = self.next;
+                self.next += 1;
+                let keys = self.keys.as_ref().expect("a scan with records has keys");
+                let checked = match batch.get(i) {
+                    Err(failure) => Err(self.error(failure.clone())),
+                    Ok(_) => keys
+                        .newest()
+                        .check_live()
+                        .map_err(|r| Error::revoked(self.scope, r)),
+                };
+                return match checked {
+                    Ok(()) => Next::Record(i),
+                    Err(e) => {
+                        self.finish();
+                        Next::Error(e)
+                    }
+                };
+            }
+            self.current = None;
+            self.next = 0;
+            // The next batch: read ahead already, or (at the start, or when
+            // the window ran dry) read now and opened here.
+            let next = match self.window.pop_front() {
+                Some(slot) => Some(slot),
+                None => self.read_batch(false),
+            };
+            match next {
+                Some(slot) => {
+                    self.read_ahead();
+                    self.current = Some(slot.take());
+                }
+                None => {
+                    self.finish();
+                    if let Some(e) = self.read_error.take() {
+                        return Next::Error(e);
+                    }
+                }
+            }
+        }
+        Next::End
+    }
+
+    /// Fills the window with batches read from the store, for the
+    /// read-ahead threads to open.
+    fn read_ahead(&mut self) {
+        while self.window.len() < WINDOW {
+            let Some(slot) = self.read_batch(true) else {
+                return;
+            };
+            self.window.push_back(slot);
+        }
+    }
+
+    /// The next batch read from the store (`None` at the end or after an
+    /// error), handed to the read-ahead threads if `ahead`.
+    fn read_batch(&mut self, ahead: bool) -> Option<Arc<Slot>> {
+        let (Some(iter), Some(keys)) = (self.iter.as_mut(), self.keys.as_ref()) else {
+            return None;
+        };
+        if !iter.valid() {
+            if let Err(e) = iter.status() {
+                self.read_error = Some(iter_err(e));
+            }
+            self.iter = None;
+            return None;
+        }
+        let pool = &self.inner.read_ahead;
+        let mut batch = pool.batch();
+        let mut malformed = false;
+        while let (Some(store_key), Some(sealed)) = (iter.key(), iter.value()) {
+            if batch.len() == BATCH_RECORDS || batch.sealed_bytes() >= BATCH_BYTES {
+                break;
+            }
+            let Some(token) = key_codec::token_of(store_key) else {
+                let kind = CorruptionKind::Malformed("store key");
+                batch.push_failure(Failure::Corrupt(kind));
+                malformed = true;
+                break;
+            };
+            batch.push(token, sealed);
+            iter.next();
+        }
+        let slot = pool.slot(batch, keys.clone(), ahead);
+        if malformed {
+            self.iter = None;
+        }
+        Some(slot)
+    }
+
+    fn error(&self, failure: Failure) -> Error {
+        match failure {
+            Failure::Revoked(scope, revoked) => Error::revoked(scope, revoked),
+            Failure::Corrupt(kind) => self.inner.store.corruption(kind),
+        }
+    }
+
+    /// Drops everything read: the scan yields nothing more.
+    fn finish(&mut self) {
+        self.finished = true;
+        self.current = None;
+        for slot in self.window.drain(..) {
+            slot.abandon();
+        }
+        self.iter = None;
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(
+            self.next_ref()?
+                .map(|(key, value)| (key.to_vec(), value.to_vec())),
+        )
+    }
+}
+
+impl Drop for Scan<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Options, TenantId, WriteBatch};
+
+    #[test]
+    fn a_scan_dropped_half_way_frees_every_batch_and_view_it_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::with_key([3; 32]).scan_threads(2)).unwrap();
+        let tenant = db.tenant(TenantId(1));
+        for chunk in 0..20 {
+            let mut batch = WriteBatch::new();
+            for i in 0..1000 {
+                batch.put(format!("{chunk}-{i}"), vec![7u8; 256]);
+            }
+            tenant.write(batch).unwrap();
+        }
+        let snapshots = || db.inner.store.property_int("rocksdb.num-snapshots");
+        let live = || db.inner.read_ahead.batches_live();
+        let view = tenant.snapshot().unwrap();
+        let mut scan = view.scan().unwrap();
+        let mut live_scan = tenant.scan().unwrap();
+        for _ in 0..100 {
+            scan.next().unwrap().unwrap();
+            live_scan.next().unwrap().unwrap();
+        }
+        assert!(live() > 2, "batches are read ahead: {}", live());
+        assert_eq!(snapshots(), 1);
+        drop((scan, live_scan, view));
+        assert_eq!(snapshots(), 0, "the snapshot is released");
+        // A pool thread opening a batch when its scan dropped frees it as
+        // soon as it is done.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while live() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} batches left",
+                live()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // A scan read to its end leaves nothing either, and the pool's
+        // threads opened batches of it.
+        let opened = db.inner.read_ahead.opened_ahead();
+        assert_eq!(tenant.scan().unwrap().count(), 20_000);
+        assert_eq!(live(), 0);
+        assert!(db.inner.read_ahead.opened_ahead() > opened);
+    }
+}
