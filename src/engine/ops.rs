@@ -28,6 +28,7 @@ impl Inner {
     ) -> Result<Lsn> {
         self.check_writable()?;
         self.check_archive_budget()?;
+        self.create_missing_keys(scope, ops.clone())?;
         // Each refusal means another operation completed meanwhile (a key
         // version retired, a scope destroyed): the loop makes progress.
         loop {
@@ -38,6 +39,46 @@ impl Inner {
                 return Ok(Lsn(lsn));
             }
         }
+    }
+
+    /// Creates the keys of every scope a batch puts into that has none, as
+    /// one group (one sync per touched keyring shard), when there are
+    /// several: a batch importing many new subjects waits for a few syncs,
+    /// not one per subject. A single missing key is left to
+    /// [`Inner::key_for_write`].
+    fn create_missing_keys<'a>(
+        &self,
+        scope: Scope,
+        ops: impl Iterator<Item = OpRef<'a>>,
+    ) -> Result<()> {
+        let mut scopes = std::collections::BTreeSet::new();
+        let mut last = None;
+        for (target, user_key, value) in ops {
+            // A batch refused for its sizes creates no keys.
+            check_sizes(user_key, value.unwrap_or_default())?;
+            if value.is_some() && last != Some(target) {
+                last = Some(target);
+                scopes.insert(target);
+            }
+        }
+        if scopes.len() < 2 {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        for target in scopes {
+            let scope = match target {
+                None => scope,
+                Some(subject) => Scope::subject(scope.tenant, subject),
+            };
+            if self.keyring.current_key(scope)?.is_none() {
+                self.check_keyless(scope)?;
+                missing.push(scope);
+            }
+        }
+        if missing.len() >= 2 {
+            self.keyring.create_keys(&missing)?;
+        }
+        Ok(())
     }
 
     /// Seals a batch's puts and encodes its entries; `None` if it has none

@@ -38,6 +38,7 @@
 //!   scope accepts no writes, so no key is ever created for it again.
 
 mod copies;
+mod create;
 pub(crate) mod custody;
 mod manifest;
 mod persist;
@@ -68,7 +69,7 @@ use crate::format::{
     FIRST_TENANT_KEY_VERSION, KDF_TENANT_SUBJECT_WRAP, KEYRING_MANIFEST_FILE, KEYRING_SHARD_SUFFIX,
     KEYRING_SUBJECTS_DIR, KEYRING_TENANTS_DIR, KEYRING_VERSION_V1, RECORD_DESTROYED, RECORD_KEY,
     SEAL_OP_CANCEL, SEAL_OP_DONE, SEAL_OP_SEAL, SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS,
-    SUBJECT_KEY_VERSION, SUBJECT_SHARDS, TENANT_SHARDS, TENANT_TOKEN_VERSION,
+    SUBJECT_SHARDS, TENANT_SHARDS, TENANT_TOKEN_VERSION,
 };
 use crate::fs::Files;
 use crate::options::MasterKeySource;
@@ -188,6 +189,8 @@ pub(crate) struct Keyring {
     /// flight as if it were torn. Reentrant: a change may load a shard,
     /// which may need to repair it.
     write: ReentrantMutex<()>,
+    /// Key creations waiting to be made in a group (`create.rs`).
+    creations: create::Creations,
 }
 
 impl Keyring {
@@ -312,6 +315,7 @@ impl Keyring {
                 ..Loaded::default()
             }),
             write: ReentrantMutex::new(()),
+            creations: create::Creations::default(),
         };
         let _writing = keyring.write.lock();
         if keyring.manifest.lock().version == KEYRING_VERSION_V1 {
@@ -454,25 +458,6 @@ impl Keyring {
             .map(|t| t.versions.values().map(|k| Arc::clone(&k.scope)).collect())
             .unwrap_or_default();
         Ok((!keys.is_empty()).then(|| ScopeKeys::new(keys)))
-    }
-
-    /// The key a live scope writes under, created (durably) if it has none.
-    pub(crate) fn current_key_or_create(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
-        if let Some(key) = self.current_key(scope)? {
-            return Ok(key);
-        }
-        let _writing = self.write.lock();
-        if let Some(key) = self.current_key(scope)? {
-            return Ok(key);
-        }
-        let tenant_key = match self.lookup(Scope::tenant(scope.tenant), None)? {
-            Some(key) => key,
-            None => self.create_tenant_key(scope.tenant)?,
-        };
-        match scope.subject {
-            None => Ok(tenant_key),
-            Some(subject) => self.create_subject_key(scope.tenant, subject),
-        }
     }
 
     /// A scope's key (newest, or at `version`), whatever its state.
@@ -868,33 +853,6 @@ impl Keyring {
         Ok(Arc::clone(
             &loaded.tenants[&tenant].versions[&FIRST_TENANT_KEY_VERSION].scope,
         ))
-    }
-
-    fn create_subject_key(&self, tenant: TenantId, subject: SubjectId) -> Result<Arc<ScopeKey>> {
-        let id = subject_shard(tenant, subject);
-        let record = {
-            let loaded = self.loaded.read();
-            let (version, tenant_key) = loaded
-                .tenants
-                .get(&tenant)
-                .and_then(|t| t.versions.iter().next_back())
-                .expect("the tenant key is created before its subjects' keys");
-            id.wrap_key(
-                &tenant_key.subject_wrap,
-                subject.0,
-                SUBJECT_KEY_VERSION,
-                *version,
-                self.clock.now_us(),
-                &SecretKey::random(),
-            )
-        };
-        self.append(id, std::slice::from_ref(&record))?;
-        let mut loaded = self.loaded.write();
-        self.insert_subject_record(&mut loaded, id, &record)?;
-        match &loaded.subjects[&(tenant, subject)] {
-            SubjectSlot::Key(key) => Ok(Arc::clone(key)),
-            SubjectSlot::Destroyed => unreachable!("a live scope's key was just created"),
-        }
     }
 
     /// Reads the subject shard holding `subject`, once.

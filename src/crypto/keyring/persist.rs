@@ -32,7 +32,65 @@ use crate::format::{
     KEYRING_VERSION, RECORD_ANCHOR, SEALS_FILE, SEALS_HEADER_LEN, SEALS_RECORD_LEN,
     SHARD_KIND_SUBJECTS, SHARD_KIND_TENANTS, TENANT_SHARDS,
 };
+use crate::fs::WritableFile;
 use crate::scope::TenantId;
+
+/// Threads that append to the files of one [`Keyring::append_many`] at
+/// most (and so files open at once).
+const PARALLEL_MAX: usize = 16;
+
+/// An append written and not yet synced.
+struct PendingAppend {
+    file: FileId,
+    handle: Box<dyn WritableFile>,
+    /// The file's length before it.
+    len: u64,
+    /// The file's chain after it.
+    anchor: Anchor,
+}
+
+/// `f` of every item, on up to [`PARALLEL_MAX`] threads (on this one for a
+/// single item, or for a thread's share where one cannot start); results in
+/// order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let threads = items.len().min(PARALLEL_MAX);
+    let share = |t: usize| {
+        (t..items.len())
+            .step_by(threads)
+            .map(|i| (i, f(&items[i])))
+            .collect::<Vec<_>>()
+    };
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let share = &share;
+        let mut spawned = Vec::with_capacity(threads);
+        for t in 0..threads {
+            match std::thread::Builder::new().spawn_scoped(s, move || share(t)) {
+                Ok(handle) => spawned.push(handle),
+                Err(_) => {
+                    for (i, r) in share(t) {
+                        results[i] = Some(r);
+                    }
+                }
+            }
+        }
+        for handle in spawned {
+            let done = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (i, r) in done {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every item has a result"))
+        .collect()
+}
 
 /// Superseded anchor records a tenant shard may hold before the anchor pass
 /// rewrites it without them (beyond as many as it has live records).
@@ -139,6 +197,34 @@ impl Keyring {
     /// generation 1. A failed append is cut off again, so the file stays a
     /// chain of whole records. The caller holds `write`.
     pub(super) fn append_units(&self, file: FileId, units: &[Vec<u8>]) -> Result<()> {
+        let mut results = self.append_many(&[(file, units.to_vec())]);
+        results.pop().expect("one result per file")
+    }
+
+    /// [`Keyring::append_units`] to several files at once, each on a thread
+    /// of its own (at most [`PARALLEL_MAX`] at a time): concurrent syncs of
+    /// different files share the disk's flushes. One result per file, in
+    /// order. The caller holds `write`.
+    pub(super) fn append_many(&self, appends: &[(FileId, Vec<Vec<u8>>)]) -> Vec<Result<()>> {
+        debug_assert!(
+            appends
+                .iter()
+                .enumerate()
+                .all(|(i, (f, _))| !appends[..i].iter().any(|(g, _)| g == f)),
+            "one append per file"
+        );
+        parallel(appends, |(file, units)| {
+            let Some(pending) = self.write_units(*file, units)? else {
+                return Ok(());
+            };
+            let synced = pending.handle.sync_data();
+            self.finish_append(pending, synced)
+        })
+    }
+
+    /// Writes an append without syncing it (`None`: the file was missing,
+    /// and is now written whole and synced).
+    fn write_units(&self, file: FileId, units: &[Vec<u8>]) -> Result<Option<PendingAppend>> {
         let path = self.path_of(file);
         let current = self.loaded.read().chains.get(&file).copied();
         let Some(current) = current else {
@@ -151,7 +237,7 @@ impl Keyring {
                     CorruptionKind::Malformed("a keyring file not read before a change"),
                 ));
             }
-            return self.rewrite_units(file, units);
+            return self.rewrite_units(file, units).map(|()| None);
         };
         let mut bytes = Vec::new();
         let mut head = current.head;
@@ -162,22 +248,42 @@ impl Keyring {
         }
         let handle = self.files.open_append(&path)?;
         let len = handle.size().map_err(|e| Error::io(&path, e))?;
-        if let Err(source) = handle.append(&bytes).and_then(|()| handle.sync_data()) {
-            let cut = handle.set_len(len).and_then(|()| handle.sync_data());
-            if cut.is_err() {
-                self.resync(file);
-            }
-            return Err(Error::io(path, source));
-        }
-        let mut loaded = self.loaded.write();
-        loaded.chains.insert(
+        let pending = PendingAppend {
             file,
-            Anchor {
+            handle,
+            len,
+            anchor: Anchor {
                 generation: current.generation,
                 count: current.count + units.len() as u64,
                 head,
             },
-        );
+        };
+        if let Err(source) = pending.handle.append(&bytes) {
+            return Err(self
+                .finish_append(pending, Err(source))
+                .expect_err("failed"));
+        }
+        Ok(Some(pending))
+    }
+
+    /// Takes a synced append into the file's chain, or cuts a failed one
+    /// off again.
+    fn finish_append(&self, pending: PendingAppend, synced: std::io::Result<()>) -> Result<()> {
+        let PendingAppend {
+            file,
+            handle,
+            len,
+            anchor,
+        } = pending;
+        if let Err(source) = synced {
+            let cut = handle.set_len(len).and_then(|()| handle.sync_data());
+            if cut.is_err() {
+                self.resync(file);
+            }
+            return Err(Error::io(self.path_of(file), source));
+        }
+        let mut loaded = self.loaded.write();
+        loaded.chains.insert(file, anchor);
         loaded.unanchored.insert(file);
         Ok(())
     }

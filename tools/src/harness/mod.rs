@@ -10,7 +10,8 @@
 //! the log rolls and the background checkpoint removes segments while it
 //! runs) and, until it is killed, runs [`WRITERS`] writer threads (puts,
 //! deletes, batches through a tenant's or a subject's handle, across tenants
-//! and subjects) and one admin thread (shreds of tenants and subjects,
+//! and subjects, and imports: batches that write to several subjects at
+//! once, creating their keys as one group) and one admin thread (shreds of tenants and subjects,
 //! immediate or with a grace period, cancels, and tenant key rotations, whose
 //! background re-encryption then runs alongside everything else). Each
 //! thread reports every call before it makes it and every answer after, one
@@ -95,8 +96,12 @@ const KEYS_PER_WRITER: usize = 12;
 /// Tenants never shredded.
 pub const KEPT_TENANTS: [u64; 2] = [7, 8];
 /// Subjects of every tenant; 1 and 1025 share a subject shard, as do 2 and
-/// 2050.
-const SUBJECTS: [u64; 4] = [1, 2, 1025, 2050];
+/// 2050, and 3 and 3075. A target tenant's subjects are new at every kill
+/// point, so their keys are created while writers race: concurrently (in
+/// groups) and by import batches that create several at once.
+const SUBJECTS: [u64; 9] = [1, 2, 1025, 2050, 3, 3075, 4, 5, 6];
+/// Subjects one import batch writes to, at most.
+const IMPORT_SUBJECTS_MAX: usize = 6;
 /// Values carry 0..=PAD_MAX padding bytes, so frames vary in size and some
 /// records cross the 512-byte compression threshold.
 const PAD_MAX: usize = 1200;

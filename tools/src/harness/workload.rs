@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use strongroom::{Db, Lsn, SubjectId, TenantId, WriteBatch};
 
 use super::scope::Target;
-use super::{KEPT_TENANTS, KEYS_PER_WRITER, PAD_MAX, SUBJECTS, WRITERS};
+use super::{IMPORT_SUBJECTS_MAX, KEPT_TENANTS, KEYS_PER_WRITER, PAD_MAX, SUBJECTS, WRITERS};
 
 /// The records of the workload's key space: (scope, key) -> value.
 pub(crate) type State = BTreeMap<(Target, String), Vec<u8>>;
@@ -258,6 +258,22 @@ pub(crate) fn random_op(rng: &mut StdRng, thread: usize, id: String, targets: &[
         };
         let key = key(rng);
         (How::Single, vec![Item::Delete { target, key }])
+    } else if roll < 80 {
+        // An import: puts into several subjects of the tenant in one batch
+        // (new ones create their keys as one group).
+        let len = rng.random_range(2..=IMPORT_SUBJECTS_MAX);
+        let mut subjects = SUBJECTS.to_vec();
+        let mut items = Vec::with_capacity(len);
+        for index in 0..len {
+            let s = subjects.swap_remove(rng.random_range(0..subjects.len()));
+            let target = Target {
+                tenant,
+                subject: Some(s),
+            };
+            let k = key(rng);
+            items.push(put(rng, target, k, index));
+        }
+        (How::BatchTenant, items)
     } else {
         let how = if rng.random_bool(0.25) {
             How::BatchSubject(SUBJECTS[rng.random_range(0..SUBJECTS.len())])

@@ -1,0 +1,228 @@
+//! Creating keys in groups, as the log commits in groups.
+//!
+//! A scope's first write needs its key durable in its shard first. Made one
+//! by one under the keyring's write lock, each creation is an append and a
+//! sync of its own, and concurrent creations queue behind each other's
+//! syncs. Here they group: a creator that finds no group forming leads one,
+//! taking every creation queued meanwhile; the group's keys are appended,
+//! each touched shard once, and the shards synced in parallel; then every
+//! member finds its key. A batch that writes to many new subjects creates
+//! all their keys as one group ([`Keyring::create_keys`]).
+//!
+//! # Invariants
+//! - A key is published (found by `current_key`) only once the append that
+//!   holds it is synced: no log frame is sealed under a key a crash can
+//!   lose.
+//! - Creations happen under `write`, so a key is never created twice for a
+//!   scope, nor for one being sealed or destroyed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::shard::{KeyRecord, ShardId};
+use super::{FileId, Keyring, SubjectSlot, subject_shard};
+use crate::crypto::SecretKey;
+use crate::crypto::scope_key::ScopeKey;
+use crate::error::Result;
+use crate::format::SUBJECT_KEY_VERSION;
+use crate::scope::{Scope, SubjectId, TenantId};
+
+/// Key creations waiting for the next group.
+#[derive(Default)]
+pub(super) struct Creations {
+    queue: Mutex<Queue>,
+    /// Signalled when a group is done.
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: BTreeSet<Scope>,
+    /// A group is being created.
+    leading: bool,
+    /// Groups done so far.
+    groups: u64,
+}
+
+impl Creations {
+    /// Groups created so far.
+    #[cfg(test)]
+    pub(super) fn groups(&self) -> u64 {
+        self.queue.lock().groups
+    }
+}
+
+/// Marks the group being created as done, and wakes its members.
+struct EndOfGroup<'a>(&'a Creations);
+
+impl Drop for EndOfGroup<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue.lock();
+        queue.leading = false;
+        queue.groups += 1;
+        self.0.done.notify_all();
+    }
+}
+
+impl Keyring {
+    /// The key a live scope writes under, created (durably) if it has none,
+    /// in a group with the creations of other threads meanwhile.
+    pub(crate) fn current_key_or_create(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
+        if let Some(key) = self.current_key(scope)? {
+            return Ok(key);
+        }
+        let creations = &self.creations;
+        let mut queue = creations.queue.lock();
+        queue.waiting.insert(scope);
+        loop {
+            if !queue.leading {
+                queue.leading = true;
+                let group: Vec<Scope> = std::mem::take(&mut queue.waiting).into_iter().collect();
+                drop(queue);
+                let created = {
+                    // Ends the group even if creating it panics, so that
+                    // no member waits for ever.
+                    let _ending = EndOfGroup(creations);
+                    self.create_keys(&group)
+                };
+                // Another member's shard may have failed: that member
+                // finds out from its own retry.
+                if let Some(key) = self.current_key(scope)? {
+                    return Ok(key);
+                }
+                created?;
+            } else {
+                let groups = queue.groups;
+                while queue.groups == groups {
+                    creations.done.wait(&mut queue);
+                }
+                drop(queue);
+            }
+            // A scope sealed or destroyed meanwhile says so here; one whose
+            // group failed is queued again (its leader has the error).
+            if let Some(key) = self.current_key(scope)? {
+                return Ok(key);
+            }
+            queue = creations.queue.lock();
+            queue.waiting.insert(scope);
+        }
+    }
+
+    /// Creates, durably, the keys of every live scope of `scopes` that has
+    /// none (and of their tenants, first): each touched shard appended
+    /// once, the shards synced in parallel. Scopes sealed or destroyed are
+    /// left out (their writers find out from `current_key`).
+    pub(crate) fn create_keys(&self, scopes: &[Scope]) -> Result<()> {
+        let _writing = self.write.lock();
+        // Every scope is tried, whatever fails for another; the first error
+        // is returned.
+        let mut first_error = None;
+        let mut subjects: BTreeMap<TenantId, BTreeSet<SubjectId>> = BTreeMap::new();
+        for &scope in scopes {
+            if !matches!(self.current_key(scope), Ok(None)) {
+                continue;
+            }
+            let tenant_keyed = match self.lookup(Scope::tenant(scope.tenant), None) {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => self.create_tenant_key(scope.tenant).map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = tenant_keyed {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            if let Some(subject) = scope.subject {
+                subjects.entry(scope.tenant).or_default().insert(subject);
+            }
+        }
+        let now = self.clock.now_us();
+        let mut by_shard: BTreeMap<ShardId, Vec<KeyRecord>> = BTreeMap::new();
+        {
+            let loaded = self.loaded.read();
+            for (tenant, subjects) in &subjects {
+                let (version, tenant_key) = loaded
+                    .tenants
+                    .get(tenant)
+                    .and_then(|t| t.versions.iter().next_back())
+                    .expect("the tenant key is created before its subjects' keys");
+                for subject in subjects {
+                    let id = subject_shard(*tenant, *subject);
+                    let record = id.wrap_key(
+                        &tenant_key.subject_wrap,
+                        subject.0,
+                        SUBJECT_KEY_VERSION,
+                        *version,
+                        now,
+                        &SecretKey::random(),
+                    );
+                    by_shard.entry(id).or_default().push(record);
+                }
+            }
+        }
+        let appends: Vec<(FileId, Vec<Vec<u8>>)> = by_shard
+            .iter()
+            .map(|(id, records)| {
+                let units = records.iter().map(|r| r.encode().to_vec()).collect();
+                (FileId::Shard(*id), units)
+            })
+            .collect();
+        let results = self.append_many(&appends);
+        let mut loaded = self.loaded.write();
+        for ((id, records), appended) in by_shard.iter().zip(results) {
+            let published = appended.and_then(|()| {
+                records
+                    .iter()
+                    .try_for_each(|record| self.insert_subject_record(&mut loaded, *id, record))
+            });
+            if let Err(e) = published {
+                first_error.get_or_insert(e);
+            }
+            debug_assert!(
+                records.iter().all(|r| matches!(
+                    loaded.subjects.get(&(TenantId(id.tenant), SubjectId(r.id))),
+                    Some(SubjectSlot::Key(_))
+                )) || first_error.is_some()
+            );
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Options, SubjectId, TenantId};
+
+    #[test]
+    fn concurrent_first_writes_create_their_keys_in_groups() {
+        const THREADS: u64 = 8;
+        const EACH: u64 = 40;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::with_key([9; 32])).unwrap();
+        db.tenant(TenantId(1)).put(b"own", b"v").unwrap();
+        let keyring = &db.inner.keyring;
+        let before = keyring.creations.groups();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let db = &db;
+                s.spawn(move || {
+                    for i in 0..EACH {
+                        let subject = db.tenant(TenantId(1)).subject(SubjectId(t * EACH + i));
+                        subject.put(b"k", b"v").unwrap();
+                    }
+                });
+            }
+        });
+        let groups = keyring.creations.groups() - before;
+        // Each group holds at least one creation, and many more than one.
+        assert!(
+            (1..THREADS * EACH * 3 / 4).contains(&groups),
+            "{groups} groups"
+        );
+        for s in 0..THREADS * EACH {
+            let subject = db.tenant(TenantId(1)).subject(SubjectId(s));
+            assert_eq!(subject.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        }
+    }
+}
