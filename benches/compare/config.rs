@@ -120,7 +120,7 @@ fn print_usage() {
     eprintln!(
         "usage: cargo bench --bench compare -- [--quick] [--runs N] [--dir PARENT] \
          [--only WORKLOAD,..]\n\
-         workloads: durable1, durable8, buffered, read, scan, mixed (none: the limits only)"
+         workloads: durable1, durable8, buffered, sequential, read, scan, mixed (none: the limits only)"
     );
 }
 

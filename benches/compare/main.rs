@@ -27,23 +27,37 @@ use config::{
 };
 use engines::{Durability, Engine, Kind};
 use report::{Results, latency, ops, size};
-use workload::{Measurement, Values, key, run_timed};
+use workload::{Measurement, Values, key, run_timed, sequential_key};
 
 /// The workloads, in table order: (index, `--only` name, table name).
-const WORKLOADS: [(usize, &str, &str); 6] = [
+const WORKLOADS: [(usize, &str, &str); 7] = [
     (DURABLE_1, "durable1", "durable write, 1 thread"),
     (DURABLE_8, "durable8", "durable write, 8 threads"),
     (BUFFERED, "buffered", "buffered write, 1 thread"),
+    (
+        BUFFERED_SEQ,
+        "sequential",
+        "buffered write, sequential keys, 1 thread",
+    ),
     (READ, "read", "point read (warm), 1 thread"),
     (SCAN, "scan", "tenant scan (records/s; latency per scan)"),
     (MIXED, "mixed", "mixed 90/10 (durable), 4 threads"),
 ];
+// Each is its row's position in WORKLOADS (checked below).
 const DURABLE_1: usize = 0;
 const DURABLE_8: usize = 1;
 const BUFFERED: usize = 2;
-const READ: usize = 3;
-const SCAN: usize = 4;
-const MIXED: usize = 5;
+const BUFFERED_SEQ: usize = 3;
+const READ: usize = 4;
+const SCAN: usize = 5;
+const MIXED: usize = 6;
+const _: () = {
+    let mut i = 0;
+    while i < WORKLOADS.len() {
+        assert!(WORKLOADS[i].0 == i, "WORKLOADS is indexed by its constants");
+        i += 1;
+    }
+};
 
 /// Tenant of the written and point-read keys.
 const DATA_TENANT: u32 = 1;
@@ -120,8 +134,14 @@ fn run_size(config: &Config, len: usize, results: &mut Results, probes: &mut lim
         (DURABLE_1, 1, Durability::Durable),
         (DURABLE_8, DURABLE_THREADS_MANY, Durability::Durable),
         (BUFFERED, 1, Durability::Buffered),
+        (BUFFERED_SEQ, 1, Durability::Buffered),
     ];
     for (w, threads, durability) in write_workloads {
+        let key = if w == BUFFERED_SEQ {
+            sequential_key
+        } else {
+            key
+        };
         if !config.runs_workload(WORKLOADS[w].1) {
             continue;
         }
@@ -284,8 +304,8 @@ fn mixed(
 fn print_footnotes(config: &Config) {
     println!("## Notes");
     println!(
-        "- Keys are 16 bytes (the tenant's 4 bytes first, then random-looking bytes); values \
-         are random, so incompressible."
+        "- Keys are 16 bytes (the tenant's 4 bytes first, then random-looking bytes; for the \
+         sequential-key workload, a counter); values are random, so incompressible."
     );
     println!(
         "- durable: strongroom SyncEveryCommit; RocksDB WAL on, sync=true; SQLCipher WAL \

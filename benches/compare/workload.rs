@@ -21,6 +21,17 @@ pub fn key(tenant: u32, n: u64) -> [u8; 16] {
     k
 }
 
+/// The `n`th key of `tenant` in insertion order: the tenant, then `n`
+/// big-endian (ids, timestamps: what applications mostly write). strongroom
+/// stores it under a token all the same, so only the other engines see the
+/// order.
+pub fn sequential_key(tenant: u32, n: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&tenant.to_be_bytes());
+    k[8..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
 fn splitmix64(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
