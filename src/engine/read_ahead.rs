@@ -214,6 +214,33 @@ impl Slot {
         }
     }
 
+    /// Whether a pool thread is opening the batch now.
+    pub(crate) fn is_opening(&self) -> bool {
+        matches!(*self.state.lock(), State::Opening)
+    }
+
+    /// Opens the batch here if no thread has taken it yet, to be taken
+    /// later: what a scan does while it waits for the batch before.
+    pub(crate) fn help(&self) -> bool {
+        let (mut batch, keys) = {
+            let mut state = self.state.lock();
+            match mem::replace(&mut *state, State::Opening) {
+                State::Sealed(batch, keys) => (batch, keys),
+                other => {
+                    *state = other;
+                    return false;
+                }
+            }
+        };
+        batch.open(&keys);
+        drop(keys);
+        let mut state = self.state.lock();
+        if matches!(*state, State::Opening) {
+            *state = State::Opened(batch);
+        }
+        true
+    }
+
     /// Gives the batch up: whatever it holds (plaintext, keys) drops now,
     /// or as soon as the thread opening it is done.
     pub(crate) fn abandon(&self) {

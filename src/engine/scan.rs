@@ -158,6 +158,14 @@ impl<'db> Scan<'db> {
             match next {
                 Some(slot) => {
                     self.read_ahead();
+                    // Rather than wait for a thread opening this batch,
+                    // open the ones after it that no thread has taken.
+                    for later in &self.window {
+                        if !slot.is_opening() {
+                            break;
+                        }
+                        later.help();
+                    }
                     self.current = Some(slot.take());
                 }
                 None => {
