@@ -49,6 +49,7 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod options;
+mod pool;
 pub mod restore;
 mod scope;
 mod ship;
@@ -113,5 +114,6 @@ mod send_sync {
     #[test]
     fn db_is_send_and_sync() {
         assert_send_sync::<crate::Db>();
+        assert_send_sync::<crate::Scan<'static>>();
     }
 }

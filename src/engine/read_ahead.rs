@@ -18,11 +18,9 @@
 //! - Records are handed out in the order they were read: a scan takes its
 //!   slots in order, and a slot's result is the batch it was given.
 
-use std::collections::VecDeque;
 use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 use zeroize::Zeroizing;
@@ -30,6 +28,7 @@ use zeroize::Zeroizing;
 use crate::crypto::record::{self, OpenError, Opened};
 use crate::crypto::scope_key::{Lease, Revoked, ScopeKeys, Token};
 use crate::error::CorruptionKind;
+use crate::pool::Pool;
 use crate::scope::Scope;
 
 /// Why a record of a batch was not opened.
@@ -275,37 +274,22 @@ impl Slot {
     }
 }
 
-#[derive(Default)]
-struct Queue {
-    slots: VecDeque<Arc<Slot>>,
-    stopping: bool,
-}
-
-#[derive(Default)]
-struct Shared {
-    queue: Mutex<Queue>,
-    wake: Condvar,
-    /// Batches the pool's threads opened (for the tests).
-    opened: AtomicUsize,
-}
-
-/// The threads that open batches ahead of scans: started at the first scan
-/// longer than a batch, stopped when the database closes.
+/// The threads that open batches ahead of scans (`crate::pool`): started at
+/// the first scan longer than a batch, stopped when the database closes.
 pub(crate) struct ReadAhead {
-    shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    size: usize,
+    pool: Pool,
     live: Arc<AtomicUsize>,
+    /// Batches the pool's threads opened (for the tests).
+    opened: Arc<AtomicUsize>,
 }
 
 impl ReadAhead {
     /// A pool of `size` threads (0: scans open every batch themselves).
     pub(crate) fn new(size: usize) -> ReadAhead {
         ReadAhead {
-            shared: Arc::default(),
-            threads: Mutex::new(Vec::new()),
-            size,
+            pool: Pool::new("strongroom-scan", size),
             live: Arc::default(),
+            opened: Arc::default(),
         }
     }
 
@@ -323,70 +307,25 @@ impl ReadAhead {
     /// Batches the pool's threads have opened.
     #[cfg(test)]
     pub(crate) fn opened_ahead(&self) -> usize {
-        self.shared.opened.load(Ordering::Relaxed)
+        self.opened.load(Ordering::Relaxed)
     }
 
-    /// A slot for `batch`, handed to a pool thread if `ahead` (else the
-    /// scan opens it when it takes it).
+    /// A slot for `batch`, handed to a pool thread if `ahead` (else, or if
+    /// the pool has no thread, the scan opens it when it takes it).
     pub(crate) fn slot(&self, batch: Batch, keys: ScopeKeys, ahead: bool) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             state: Mutex::new(State::Sealed(batch, keys)),
             opened: Condvar::new(),
         });
-        if ahead && self.started() {
-            self.shared.queue.lock().slots.push_back(Arc::clone(&slot));
-            self.shared.wake.notify_one();
+        if ahead {
+            let (job_slot, opened) = (Arc::clone(&slot), Arc::clone(&self.opened));
+            // A job handed back is dropped: the scan opens the batch itself.
+            let _ = self.pool.submit(Box::new(move || {
+                if job_slot.open_here() {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
         }
         slot
-    }
-
-    /// Whether threads run, starting them at the first call.
-    fn started(&self) -> bool {
-        let mut threads = self.threads.lock();
-        if !threads.is_empty() || self.size == 0 {
-            return !threads.is_empty();
-        }
-        for i in 0..self.size {
-            let shared = Arc::clone(&self.shared);
-            let spawned = std::thread::Builder::new()
-                .name(format!("strongroom-scan-{i}"))
-                .spawn(move || work(&shared));
-            match spawned {
-                Ok(handle) => threads.push(handle),
-                // Scans still work: they open what no thread takes.
-                Err(e) => tracing::warn!(error = %e, "cannot start a read-ahead thread"),
-            }
-        }
-        !threads.is_empty()
-    }
-}
-
-fn work(shared: &Shared) {
-    loop {
-        let slot = {
-            let mut queue = shared.queue.lock();
-            loop {
-                if queue.stopping {
-                    return;
-                }
-                if let Some(slot) = queue.slots.pop_front() {
-                    break slot;
-                }
-                shared.wake.wait(&mut queue);
-            }
-        };
-        if slot.open_here() {
-            shared.opened.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        self.shared.queue.lock().stopping = true;
-        self.shared.wake.notify_all();
-        for handle in self.threads.get_mut().drain(..) {
-            let _ = handle.join();
-        }
     }
 }

@@ -75,6 +75,10 @@ use crate::fs::Files;
 use crate::options::MasterKeySource;
 use crate::scope::{Scope, SubjectId, TenantId};
 
+/// Threads that sync keyring files in parallel (a group of key creations
+/// touches up to one shard per member; an import, up to 1,024).
+const KEYRING_SYNC_THREADS: usize = 15;
+
 /// Where a scope is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeState {
@@ -191,6 +195,8 @@ pub(crate) struct Keyring {
     write: ReentrantMutex<()>,
     /// Key creations waiting to be made in a group (`create.rs`).
     creations: create::Creations,
+    /// Threads that sync the shards of a group of appends together.
+    syncer: crate::pool::Pool,
 }
 
 impl Keyring {
@@ -316,6 +322,7 @@ impl Keyring {
             }),
             write: ReentrantMutex::new(()),
             creations: create::Creations::default(),
+            syncer: crate::pool::Pool::new("strongroom-keyring-sync", KEYRING_SYNC_THREADS),
         };
         let _writing = keyring.write.lock();
         if keyring.manifest.lock().version == KEYRING_VERSION_V1 {

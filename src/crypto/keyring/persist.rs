@@ -35,9 +35,8 @@ use crate::format::{
 use crate::fs::WritableFile;
 use crate::scope::TenantId;
 
-/// Threads that append to the files of one [`Keyring::append_many`] at
-/// most (and so files open at once).
-const PARALLEL_MAX: usize = 16;
+/// Files one [`Keyring::append_many`] holds open at once at most.
+const FILES_OPEN_MAX: usize = 64;
 
 /// An append written and not yet synced.
 struct PendingAppend {
@@ -47,49 +46,6 @@ struct PendingAppend {
     len: u64,
     /// The file's chain after it.
     anchor: Anchor,
-}
-
-/// `f` of every item, on up to [`PARALLEL_MAX`] threads (on this one for a
-/// single item, or for a thread's share where one cannot start); results in
-/// order.
-fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let threads = items.len().min(PARALLEL_MAX);
-    let share = |t: usize| {
-        (t..items.len())
-            .step_by(threads)
-            .map(|i| (i, f(&items[i])))
-            .collect::<Vec<_>>()
-    };
-    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let share = &share;
-        let mut spawned = Vec::with_capacity(threads);
-        for t in 0..threads {
-            match std::thread::Builder::new().spawn_scoped(s, move || share(t)) {
-                Ok(handle) => spawned.push(handle),
-                Err(_) => {
-                    for (i, r) in share(t) {
-                        results[i] = Some(r);
-                    }
-                }
-            }
-        }
-        for handle in spawned {
-            let done = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            for (i, r) in done {
-                results[i] = Some(r);
-            }
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.expect("every item has a result"))
-        .collect()
 }
 
 /// Superseded anchor records a tenant shard may hold before the anchor pass
@@ -201,10 +157,12 @@ impl Keyring {
         results.pop().expect("one result per file")
     }
 
-    /// [`Keyring::append_units`] to several files at once, each on a thread
-    /// of its own (at most [`PARALLEL_MAX`] at a time): concurrent syncs of
-    /// different files share the disk's flushes. One result per file, in
-    /// order. The caller holds `write`.
+    /// [`Keyring::append_units`] to several files at once: every append is
+    /// written, then the files are synced together on the keyring's sync
+    /// threads (concurrent syncs of different files share the disk's
+    /// flushes), then each is taken as appended or cut off again; at most
+    /// [`FILES_OPEN_MAX`] files at a time. One result per file, in order.
+    /// The caller holds `write`.
     pub(super) fn append_many(&self, appends: &[(FileId, Vec<Vec<u8>>)]) -> Vec<Result<()>> {
         debug_assert!(
             appends
@@ -213,13 +171,66 @@ impl Keyring {
                 .all(|(i, (f, _))| !appends[..i].iter().any(|(g, _)| g == f)),
             "one append per file"
         );
-        parallel(appends, |(file, units)| {
-            let Some(pending) = self.write_units(*file, units)? else {
-                return Ok(());
-            };
-            let synced = pending.handle.sync_data();
-            self.finish_append(pending, synced)
-        })
+        let mut results = Vec::with_capacity(appends.len());
+        for chunk in appends.chunks(FILES_OPEN_MAX) {
+            let mut done: Vec<Option<Result<()>>> = Vec::with_capacity(chunk.len());
+            let mut pending = Vec::new();
+            for (i, (file, units)) in chunk.iter().enumerate() {
+                match self.write_units(*file, units) {
+                    Ok(Some(append)) => {
+                        pending.push((i, append));
+                        done.push(None);
+                    }
+                    Ok(None) => done.push(Some(Ok(()))),
+                    Err(e) => done.push(Some(Err(e))),
+                }
+            }
+            for (i, append, synced) in self.sync_all(pending) {
+                done[i] = Some(self.finish_append(append, synced));
+            }
+            results.extend(
+                done.into_iter()
+                    .map(|r| r.expect("every file has a result")),
+            );
+        }
+        results
+    }
+
+    /// Syncs every written append: the first on this thread, the others on
+    /// the sync threads (or here too, if there are none).
+    fn sync_all(
+        &self,
+        pending: Vec<(usize, PendingAppend)>,
+    ) -> Vec<(usize, PendingAppend, std::io::Result<()>)> {
+        let count = pending.len();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let mut here = Vec::new();
+        for (k, (i, append)) in pending.into_iter().enumerate() {
+            if k == 0 {
+                here.push((i, append));
+                continue;
+            }
+            let sender = sender.clone();
+            let job: crate::pool::Job = Box::new(move || {
+                let synced = append.handle.sync_data();
+                // The receiver waits for every result.
+                let _ = sender.send((i, append, synced));
+            });
+            if let Err(job) = self.syncer.submit(job) {
+                job();
+            }
+        }
+        drop(sender);
+        let mut out: Vec<_> = here
+            .into_iter()
+            .map(|(i, append)| {
+                let synced = append.handle.sync_data();
+                (i, append, synced)
+            })
+            .collect();
+        out.extend(receiver);
+        assert_eq!(out.len(), count, "every append synced once");
+        out
     }
 
     /// Writes an append without syncing it (`None`: the file was missing,
