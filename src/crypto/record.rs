@@ -254,7 +254,7 @@ fn decompress(frame: &[u8], out: &mut Vec<u8>) -> Option<()> {
             // there (other records' plaintext) without wiping them.
             let mut bigger = Vec::with_capacity((at + size).max(2 * out.capacity()));
             bigger.extend_from_slice(out);
-            out.zeroize();
+            out.as_mut_slice().zeroize();
             *out = bigger;
         }
         out.resize(at + size, 0);
