@@ -3,7 +3,8 @@
 //! boundaries, compressed and large records and two key versions; a
 //! snapshot's scan sees its moment only; a scan racing a shred or a seal of
 //! its scope ends with the error or with records read before it, never a
-//! record after it returned.
+//! record after it returned; a record that does not open ends the scan
+//! there, after every record before it.
 
 mod common;
 
@@ -234,4 +235,66 @@ fn a_scan_racing_a_seal_ends_with_sealed_and_a_cancel_lets_a_new_scan_read_all()
         assert_eq!(scan_all(&db, TenantId(1)).len(), 20_000);
     }
     assert!(ended > 0, "some seal landed during a scan");
+}
+
+#[test]
+fn a_record_that_does_not_open_ends_the_scan_there_with_every_record_before_it() {
+    use strongroom::format::{STORE_DIR, STORE_NS_DATA};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        fill(&db, TenantId(1), 5_000);
+    }
+    // The record 3,000th in token order (several batches in, so opened
+    // ahead on a pool thread) gets one byte of its ciphertext flipped.
+    const BAD: usize = 3_000;
+    {
+        let store = rocksdb::DB::open_default(dir.path().join(STORE_DIR)).unwrap();
+        let mut prefix = vec![STORE_NS_DATA];
+        prefix.extend_from_slice(&1u64.to_be_bytes());
+        let (key, mut value) = store
+            .prefix_iterator(&prefix)
+            .map(Result::unwrap)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .nth(BAD)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .unwrap();
+        let last = value.len() - 20;
+        value[last] ^= 0x40;
+        store.put(&key, &value).unwrap();
+        store.flush().unwrap();
+    }
+    for threads in [0, 2] {
+        let db = Db::open(dir.path(), options().scan_threads(threads)).unwrap();
+        let mut scan = db.tenant(TenantId(1)).scan().unwrap();
+        let mut good = 0;
+        let error = loop {
+            match scan
+                .next()
+                .expect("the scan ends with the error, not before")
+            {
+                Ok((k, v)) => {
+                    let i: u32 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+                    assert_eq!(v, value_of(i));
+                    good += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            good, BAD,
+            "{threads} threads: every record before the bad one"
+        );
+        assert!(
+            matches!(
+                error,
+                Error::Corruption {
+                    kind: strongroom::CorruptionKind::RecordAuth,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(scan.next().is_none(), "nothing after the error");
+    }
 }
