@@ -129,7 +129,7 @@ impl Session for SqlSession {
             let (mut records, mut bytes) = (0, 0);
             while let Some(row) = rows.next()? {
                 records += 1;
-                // A copy of each value, as the other engines hand out.
+                // A copy of each value, as every engine here hands out.
                 let value: Vec<u8> = row.get(1)?;
                 bytes += value.len() as u64;
             }
