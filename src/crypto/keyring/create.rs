@@ -22,7 +22,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::shard::{KeyRecord, ShardId};
-use super::{FileId, Keyring, SubjectSlot, subject_shard};
+use super::{FileId, Keyring, subject_shard};
 use crate::crypto::SecretKey;
 use crate::crypto::scope_key::ScopeKey;
 use crate::error::Result;
@@ -44,9 +44,17 @@ struct Queue {
     leading: bool,
     /// Groups done so far.
     groups: u64,
+    /// Groups done and shards' keys published so far: what members wait on.
+    events: u64,
 }
 
 impl Creations {
+    /// Wakes the members waiting: keys were published.
+    fn published(&self) {
+        self.queue.lock().events += 1;
+        self.done.notify_all();
+    }
+
     /// Groups created so far.
     #[cfg(test)]
     pub(super) fn groups(&self) -> u64 {
@@ -62,6 +70,7 @@ impl Drop for EndOfGroup<'_> {
         let mut queue = self.0.queue.lock();
         queue.leading = false;
         queue.groups += 1;
+        queue.events += 1;
         self.0.done.notify_all();
     }
 }
@@ -94,14 +103,17 @@ impl Keyring {
                 }
                 created?;
             } else {
-                let groups = queue.groups;
-                while queue.groups == groups {
+                let events = queue.events;
+                while queue.events == events {
                     creations.done.wait(&mut queue);
                 }
                 drop(queue);
             }
             // A scope sealed or destroyed meanwhile says so here; one whose
-            // group failed is queued again (its leader has the error).
+            // key is not published yet (its group still syncing, or failed)
+            // is queued again: a later group finds its key made, or makes
+            // it (a group is created under `write`, after the one before
+            // has published everything).
             if let Some(key) = self.current_key(scope)? {
                 return Ok(key);
             }
@@ -161,31 +173,31 @@ impl Keyring {
                 }
             }
         }
-        let appends: Vec<(FileId, Vec<Vec<u8>>)> = by_shard
+        let shards: Vec<(ShardId, Vec<KeyRecord>)> = by_shard.into_iter().collect();
+        let appends: Vec<(FileId, Vec<Vec<u8>>)> = shards
             .iter()
             .map(|(id, records)| {
                 let units = records.iter().map(|r| r.encode().to_vec()).collect();
                 (FileId::Shard(*id), units)
             })
             .collect();
-        let results = self.append_many(&appends);
-        let mut loaded = self.loaded.write();
-        for ((id, records), appended) in by_shard.iter().zip(results) {
+        // Each shard's keys are published as soon as its sync returns, and
+        // their writers woken: they need not wait for the group's slowest.
+        self.append_many(&appends, |i, appended| {
+            let (id, records) = &shards[i];
             let published = appended.and_then(|()| {
+                let mut loaded = self.loaded.write();
                 records
                     .iter()
                     .try_for_each(|record| self.insert_subject_record(&mut loaded, *id, record))
             });
-            if let Err(e) = published {
-                first_error.get_or_insert(e);
+            match published {
+                Ok(()) => self.creations.published(),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            debug_assert!(
-                records.iter().all(|r| matches!(
-                    loaded.subjects.get(&(TenantId(id.tenant), SubjectId(r.id))),
-                    Some(SubjectSlot::Key(_))
-                )) || first_error.is_some()
-            );
-        }
+        });
         first_error.map_or(Ok(()), Err)
     }
 }

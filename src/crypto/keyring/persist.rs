@@ -153,17 +153,23 @@ impl Keyring {
     /// generation 1. A failed append is cut off again, so the file stays a
     /// chain of whole records. The caller holds `write`.
     pub(super) fn append_units(&self, file: FileId, units: &[Vec<u8>]) -> Result<()> {
-        let mut results = self.append_many(&[(file, units.to_vec())]);
-        results.pop().expect("one result per file")
+        let mut result = None;
+        self.append_many(&[(file, units.to_vec())], |_, landed| result = Some(landed));
+        result.expect("one result per file")
     }
 
     /// [`Keyring::append_units`] to several files at once: every append is
     /// written, then the files are synced together on the keyring's sync
     /// threads (concurrent syncs of different files share the disk's
-    /// flushes), then each is taken as appended or cut off again; at most
-    /// [`FILES_OPEN_MAX`] files at a time. One result per file, in order.
-    /// The caller holds `write`.
-    pub(super) fn append_many(&self, appends: &[(FileId, Vec<Vec<u8>>)]) -> Vec<Result<()>> {
+    /// flushes), and each is taken as appended, or cut off again, as its
+    /// sync returns: `landed(i, result)` is called then for `appends[i]`,
+    /// once per file, in the order the syncs return. At most
+    /// [`FILES_OPEN_MAX`] files at a time. The caller holds `write`.
+    pub(super) fn append_many(
+        &self,
+        appends: &[(FileId, Vec<Vec<u8>>)],
+        mut landed: impl FnMut(usize, Result<()>),
+    ) {
         debug_assert!(
             appends
                 .iter()
@@ -171,66 +177,60 @@ impl Keyring {
                 .all(|(i, (f, _))| !appends[..i].iter().any(|(g, _)| g == f)),
             "one append per file"
         );
-        let mut results = Vec::with_capacity(appends.len());
-        for chunk in appends.chunks(FILES_OPEN_MAX) {
-            let mut done: Vec<Option<Result<()>>> = Vec::with_capacity(chunk.len());
+        for (c, chunk) in appends.chunks(FILES_OPEN_MAX).enumerate() {
+            let first = c * FILES_OPEN_MAX;
             let mut pending = Vec::new();
             for (i, (file, units)) in chunk.iter().enumerate() {
                 match self.write_units(*file, units) {
-                    Ok(Some(append)) => {
-                        pending.push((i, append));
-                        done.push(None);
-                    }
-                    Ok(None) => done.push(Some(Ok(()))),
-                    Err(e) => done.push(Some(Err(e))),
+                    Ok(Some(append)) => pending.push((first + i, append)),
+                    Ok(None) => landed(first + i, Ok(())),
+                    Err(e) => landed(first + i, Err(e)),
                 }
             }
-            for (i, append, synced) in self.sync_all(pending) {
-                done[i] = Some(self.finish_append(append, synced));
-            }
-            results.extend(
-                done.into_iter()
-                    .map(|r| r.expect("every file has a result")),
-            );
+            self.sync_all(pending, |i, append, synced| {
+                landed(i, self.finish_append(append, synced));
+            });
         }
-        results
     }
 
-    /// Syncs every written append: the first on this thread, the others on
-    /// the sync threads (or here too, if there are none).
+    /// Syncs every written append, the first on this thread, the others on
+    /// the sync threads (or here too, if there are none), calling `synced`
+    /// for each as it returns.
     fn sync_all(
         &self,
         pending: Vec<(usize, PendingAppend)>,
-    ) -> Vec<(usize, PendingAppend, std::io::Result<()>)> {
+        mut synced: impl FnMut(usize, PendingAppend, std::io::Result<()>),
+    ) {
         let count = pending.len();
         let (sender, receiver) = std::sync::mpsc::channel();
-        let mut here = Vec::new();
-        for (k, (i, append)) in pending.into_iter().enumerate() {
-            if k == 0 {
-                here.push((i, append));
+        let mut here = None;
+        for (i, append) in pending {
+            if here.is_none() {
+                here = Some((i, append));
                 continue;
             }
             let sender = sender.clone();
             let job: crate::pool::Job = Box::new(move || {
-                let synced = append.handle.sync_data();
+                let result = append.handle.sync_data();
                 // The receiver waits for every result.
-                let _ = sender.send((i, append, synced));
+                let _ = sender.send((i, append, result));
             });
             if let Err(job) = self.syncer.submit(job) {
                 job();
             }
         }
         drop(sender);
-        let mut out: Vec<_> = here
-            .into_iter()
-            .map(|(i, append)| {
-                let synced = append.handle.sync_data();
-                (i, append, synced)
-            })
-            .collect();
-        out.extend(receiver);
-        assert_eq!(out.len(), count, "every append synced once");
-        out
+        let mut done = 0;
+        if let Some((i, append)) = here {
+            let result = append.handle.sync_data();
+            synced(i, append, result);
+            done += 1;
+        }
+        for (i, append, result) in receiver {
+            synced(i, append, result);
+            done += 1;
+        }
+        assert_eq!(done, count, "every append synced once");
     }
 
     /// Writes an append without syncing it (`None`: the file was missing,
