@@ -226,28 +226,6 @@ impl Slot {
         matches!(*self.state.lock(), State::Opening)
     }
 
-    /// Opens the batch here if no thread has taken it yet, to be taken
-    /// later: what a scan does while it waits for the batch before.
-    pub(crate) fn help(&self) -> bool {
-        let (mut batch, keys) = {
-            let mut state = self.state.lock();
-            match mem::replace(&mut *state, State::Opening) {
-                State::Sealed(batch, keys) => (batch, keys),
-                other => {
-                    *state = other;
-                    return false;
-                }
-            }
-        };
-        batch.open(&keys);
-        drop(keys);
-        let mut state = self.state.lock();
-        if matches!(*state, State::Opening) {
-            *state = State::Opened(batch);
-        }
-        true
-    }
-
     /// Gives the batch up: whatever it holds (plaintext, keys) drops now,
     /// or as soon as the thread opening it is done.
     pub(crate) fn abandon(&self) {
@@ -255,9 +233,11 @@ impl Slot {
         drop(was);
     }
 
-    /// Opens the batch on a pool thread, unless its scan took or abandoned
-    /// it first. Returns whether it did.
-    fn open_here(&self) -> bool {
+    /// Opens the batch here, on a pool thread or on the scan's own while it
+    /// waits for the batch before, unless someone took or abandoned it
+    /// first. Returns whether it did. A panic while opening (a bug) is kept
+    /// and raised again where the batch is taken.
+    pub(crate) fn open_here(&self) -> bool {
         let (mut batch, keys) = {
             let mut state = self.state.lock();
             match mem::replace(&mut *state, State::Opening) {

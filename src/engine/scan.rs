@@ -164,7 +164,7 @@ impl<'db> Scan<'db> {
                         if !slot.is_opening() {
                             break;
                         }
-                        later.help();
+                        later.open_here();
                     }
                     self.current = Some(slot.take());
                 }
