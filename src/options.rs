@@ -74,6 +74,12 @@ pub struct Options {
     /// first scan longer than one batch; 0: every scan opens its records
     /// on the caller's thread). Default: the machine's cores, at most 8.
     pub scan_threads: usize,
+    /// Memory for the scan cache: the opened records of scopes scanned
+    /// whole, handed out again while their scope is unchanged, without
+    /// reading the store or opening a record (plaintext kept in memory, as
+    /// an encrypted database's page cache does: GUARANTEES.md). Default 0:
+    /// off.
+    pub scan_cache_bytes: usize,
     /// The clock of commit times and shred deadlines. Default: the system's.
     pub clock: Arc<dyn Clock>,
     /// The file system of the engine's own files (log, keyring). Default:
@@ -167,6 +173,7 @@ impl Options {
             scan_threads: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .min(SCAN_THREADS_MAX),
+            scan_cache_bytes: 0,
             clock: Arc::new(SystemClock),
             file_system: Arc::new(OsFileSystem),
             archive: None,
@@ -211,6 +218,12 @@ impl Options {
     /// Sets how many threads open scans' records ahead of them.
     pub fn scan_threads(mut self, threads: usize) -> Self {
         self.scan_threads = threads;
+        self
+    }
+
+    /// Sets the memory of the scan cache (0: off).
+    pub fn scan_cache_bytes(mut self, bytes: usize) -> Self {
+        self.scan_cache_bytes = bytes;
         self
     }
 

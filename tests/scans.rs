@@ -173,12 +173,24 @@ fn racing_options() -> Options {
     options().scan_threads(2)
 }
 
+/// Racing options with a scan cache that holds the scanned scope.
+fn cached_options() -> Options {
+    racing_options().scan_cache_bytes(64 << 20)
+}
+
 #[test]
 fn a_scan_racing_a_shred_ends_with_shredded_or_what_it_read_before() {
-    let mut ended = 0;
-    for round in 0..12u64 {
+    let mut ended = [0; 2];
+    for round in 0..24u64 {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), racing_options()).unwrap();
+        // Every other round scans from the scan cache.
+        let cached = round % 2 == 1;
+        let options = if cached {
+            cached_options()
+        } else {
+            racing_options()
+        };
+        let db = Db::open(dir.path(), options).unwrap();
         let subject = round % 3 == 2;
         if subject {
             let s = db.tenant(TenantId(1)).subject(SubjectId(9));
@@ -192,7 +204,16 @@ fn a_scan_racing_a_shred_ends_with_shredded_or_what_it_read_before() {
         } else {
             fill(&db, TenantId(1), 20_000);
         }
-        let delay = Duration::from_micros(500 * (round % 6));
+        let delay = Duration::from_micros(500 * (round / 2 % 6));
+        if cached {
+            let tenant = db.tenant(TenantId(1));
+            let warm = if subject {
+                tenant.subject(SubjectId(9)).scan().unwrap().count()
+            } else {
+                tenant.scan().unwrap().count()
+            };
+            assert_eq!(warm, 20_000);
+        }
         let outcome = race(&db, subject, delay, || {
             let tenant = db.tenant(TenantId(1));
             if subject {
@@ -206,10 +227,11 @@ fn a_scan_racing_a_shred_ends_with_shredded_or_what_it_read_before() {
         });
         if let Outcome::Ended(e) = outcome {
             assert!(matches!(e, Error::Shredded { .. }), "round {round}: {e}");
-            ended += 1;
+            ended[usize::from(cached)] += 1;
         }
     }
-    assert!(ended > 0, "some shred landed during a scan");
+    assert!(ended[0] > 0, "some shred landed during a scan");
+    assert!(ended[1] > 0, "some shred landed during a cached scan");
 }
 
 #[test]

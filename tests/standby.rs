@@ -27,10 +27,11 @@ fn primary(dir: &std::path::Path, archive: &Arc<dyn Archive>) -> Db {
     .unwrap()
 }
 
+/// A standby, with a scan cache: what it keeps follows the primary too.
 fn standby(dir: &std::path::Path, archive: &Arc<dyn Archive>) -> Db {
     Db::open_standby(
         dir,
-        options(),
+        options().scan_cache_bytes(16 << 20),
         StandbyOptions::new(archive.clone()).poll_interval(Duration::from_millis(20)),
     )
     .unwrap()
@@ -72,6 +73,14 @@ fn follows(archive: Arc<dyn Archive>) {
         || copy.last_lsn() >= last,
     );
     assert_eq!(c1.get(b"k0").unwrap().as_deref(), Some(&b"v2"[..]));
+    // Scanned whole before (and so cached), the tenant scans as it is now.
+    let k0 = |db: &Db| {
+        let scan = db.tenant(TenantId(1)).scan().unwrap().map(Result::unwrap);
+        scan.filter(|(k, _)| k == b"k0")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(k0(&copy), [b"v2".to_vec()]);
     assert_eq!(
         c1.subject(SubjectId(7)).get(b"allergy").unwrap().as_deref(),
         Some(&b"peanuts"[..])
@@ -86,6 +95,17 @@ fn follows(archive: Arc<dyn Archive>) {
     // A shred on the primary reaches the standby's readers, and a snapshot
     // taken before it.
     let view = c1.subject(SubjectId(7)).snapshot().unwrap();
+    let scan_subject = || {
+        c1.subject(SubjectId(7))
+            .scan()
+            .and_then(|s| s.collect::<Result<Vec<_>, _>>())
+    };
+    assert_eq!(scan_subject().unwrap().len(), 1);
+    assert_eq!(
+        scan_subject().unwrap().len(),
+        1,
+        "and again, from the cache"
+    );
     t.shred_subject(SubjectId(7), ShredOptions::immediate())
         .unwrap();
     wait_until(
@@ -98,6 +118,7 @@ fn follows(archive: Arc<dyn Archive>) {
         Err(Error::Shredded { .. })
     ));
     assert!(matches!(view.get(b"allergy"), Err(Error::Shredded { .. })));
+    assert!(matches!(scan_subject(), Err(Error::Shredded { .. })));
     drop(view);
     // Closed and opened again, it goes on from where it was.
     copy.close().unwrap();

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) compression_threshold: usize,
     /// Opens scans' records ahead of them.
     pub(crate) read_ahead: super::read_ahead::ReadAhead,
+    /// Opened records of scopes scanned whole, if it has a budget.
+    pub(crate) scan_cache: super::scan_cache::ScanCache,
     /// Nonces of the records this open seals.
     pub(crate) nonces: NonceSource,
     /// Ships the log to the archive, if there is one.
@@ -262,6 +264,7 @@ impl Db {
             deadlines: Deadlines::open(Arc::clone(&options.clock), known_us),
             compression_threshold: options.compression_threshold_bytes,
             read_ahead: super::read_ahead::ReadAhead::new(options.scan_threads),
+            scan_cache: super::scan_cache::ScanCache::new(options.scan_cache_bytes),
             nonces: NonceSource::new(),
             shipper,
             backups,
@@ -451,6 +454,8 @@ impl Drop for Db {
 impl Inner {
     fn maintain(&self, budget: Option<Duration>) -> Result<()> {
         let _one_at_a_time = self.maintenance.lock();
+        self.scan_cache
+            .drop_stale(|scope| self.store.version(scope));
         if self.standby.is_some() {
             // Shreds and rotations come from the archive's keyring.
             return self.note_evidence();

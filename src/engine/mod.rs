@@ -11,6 +11,7 @@ pub(crate) mod read_ahead;
 pub(crate) mod replay;
 pub(crate) mod rotation;
 pub(crate) mod scan;
+pub(crate) mod scan_cache;
 pub(crate) mod shred;
 pub(crate) mod snapshot;
 pub(crate) mod standby;

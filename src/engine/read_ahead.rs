@@ -101,6 +101,14 @@ impl Batch {
         self.bytes.len()
     }
 
+    /// The memory the batch holds, about (what the scan cache counts).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.spill.capacity()
+            + self.records.capacity() * mem::size_of::<Record>()
+            + mem::size_of::<Batch>()
+    }
+
     /// Opens every record with the version of `keys` it names, until the
     /// first that does not open.
     fn open(&mut self, keys: &ScopeKeys) {

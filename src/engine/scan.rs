@@ -7,6 +7,10 @@
 //! read them, as owned pairs ([`Iterator`]) or as slices into the opened
 //! batch ([`Scan::next_ref`]).
 //!
+//! With a scan cache (`scan_cache.rs`), a scan that reads its scope whole
+//! keeps the batches it opened there, and a scan of the scope unchanged
+//! since is served from them, without reading the store.
+//!
 //! # Invariants
 //! - Consistent: the records are those of one view (a snapshot's, or the
 //!   iterator's own point in time), opened with the keys pinned for it.
@@ -22,12 +26,13 @@ use std::sync::Arc;
 
 use super::db::Inner;
 use super::read_ahead::{Batch, Failure, Slot};
+use super::scan_cache::{Cached, Filling};
 use crate::crypto::scope_key::ScopeKeys;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::scope::Scope;
-use crate::store::{StoreRawIter, StoreSnapshot, iter_err, key_codec};
+use crate::store::{StoreRawIter, StoreSnapshot, Version, iter_err, key_codec};
 
-/// Sealed bytes read into one batch before it is opened.
+/// Sealed bytes of one batch at most (a power of two, as its buffer grows).
 const BATCH_BYTES: usize = 128 * 1024;
 /// Records in one batch at most.
 const BATCH_RECORDS: usize = 1024;
@@ -53,6 +58,11 @@ pub struct Scan<'db> {
     /// The batch being handed out, and its next record.
     current: Option<Batch>,
     next: usize,
+    /// The scope's records from the scan cache, and the batch of them being
+    /// handed out: then `current` and `window` stay empty.
+    cached: Option<(Arc<Cached>, usize)>,
+    /// The batches handed out, kept for the scan cache until the end.
+    filling: Option<Filling>,
     /// Why reading the store stopped early, given once the batches read
     /// before it are handed out.
     read_error: Option<Error>,
@@ -70,22 +80,38 @@ enum Next {
 impl<'db> Scan<'db> {
     /// A scan of the live store (its iterator is its own point in time).
     pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Scan<'db>> {
+        // Read before the view: the scope as the cache keeps it, if no
+        // write to it began or ended since.
+        let version = inner.store.version(scope);
+        if let Some(cached) = version.and_then(|v| inner.scan_cache.get(scope, v))
+            && let Some(keys) = inner.keyring.keys(scope)?
+        {
+            return Ok(Scan::cached(inner, scope, keys, cached));
+        }
         let (keys, iter) = inner.pin_keys(scope, || inner.store.scan_raw(scope, None))?;
         let iter = keys.as_ref().map(|_| iter);
-        Ok(Scan::with(inner, scope, keys, iter, None))
+        Ok(Scan::with(inner, scope, keys, iter, None, version))
     }
 
-    /// A scan of `snapshot`, whose keys were pinned when it was taken.
+    /// A scan of `snapshot`, whose keys were pinned when it was taken, and
+    /// whose scope was at `version` then (if known).
     pub(crate) fn over(
         inner: &'db Inner,
         scope: Scope,
         keys: Option<ScopeKeys>,
         snapshot: Arc<StoreSnapshot<'db>>,
+        version: Option<Version>,
     ) -> Scan<'db> {
+        if let (Some(cached), Some(keys)) = (
+            version.and_then(|v| inner.scan_cache.get(scope, v)),
+            keys.as_ref(),
+        ) {
+            return Scan::cached(inner, scope, keys.clone(), cached);
+        }
         let iter = keys
             .as_ref()
             .map(|_| inner.store.scan_raw(scope, Some(&snapshot)));
-        Scan::with(inner, scope, keys, iter, Some(snapshot))
+        Scan::with(inner, scope, keys, iter, Some(snapshot), version)
     }
 
     fn with(
@@ -94,9 +120,13 @@ impl<'db> Scan<'db> {
         keys: Option<ScopeKeys>,
         iter: Option<StoreRawIter<'db>>,
         snapshot: Option<Arc<StoreSnapshot<'db>>>,
+        version: Option<Version>,
     ) -> Scan<'db> {
         Scan {
             finished: iter.is_none(),
+            filling: iter
+                .as_ref()
+                .and_then(|_| inner.scan_cache.filling(version)),
             iter,
             _snapshot: snapshot,
             inner,
@@ -105,7 +135,24 @@ impl<'db> Scan<'db> {
             window: VecDeque::new(),
             current: None,
             next: 0,
+            cached: None,
             read_error: None,
+        }
+    }
+
+    /// A scan handing out the records the cache keeps.
+    fn cached(inner: &'db Inner, scope: Scope, keys: ScopeKeys, cached: Arc<Cached>) -> Scan<'db> {
+        let mut scan = Scan::with(inner, scope, Some(keys), None, None, None);
+        scan.finished = false;
+        scan.cached = Some((cached, 0));
+        scan
+    }
+
+    /// The batch whose records are being handed out.
+    fn batch(&self) -> Option<&Batch> {
+        match &self.cached {
+            Some((cached, at)) => cached.batches.get(*at),
+            None => self.current.as_ref(),
         }
     }
 
@@ -115,7 +162,7 @@ impl<'db> Scan<'db> {
     pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         match self.advance() {
             Next::Record(i) => {
-                let batch = self.current.as_ref().expect("a record is in a batch");
+                let batch = self.batch().expect("a record is in a batch");
                 Some(Ok(batch.get(i).expect("advance checked it opened")))
             }
             Next::Error(e) => Some(Err(e)),
@@ -126,14 +173,13 @@ impl<'db> Scan<'db> {
     /// Moves to the next record, reading and opening batches as needed.
     fn advance(&mut self) -> Next {
         while !self.finished {
-            if let Some(batch) = &self.current
-                && self.next < batch.len()
-            {
+            if self.next < self.batch().map_or(0, Batch::len) {
                 let i = self.next;
                 self.next += 1;
                 let keys = self.keys.as_ref().expect("a scan with records has keys");
-                let checked = match batch.get(i) {
-                    Err(failure) => Err(self.error(failure.clone())),
+                let opened = self.batch().expect("checked above").get(i);
+                let checked = match opened.map_err(Failure::clone) {
+                    Err(failure) => Err(self.error(failure)),
                     Ok(_) => keys
                         .newest()
                         .check_live()
@@ -147,8 +193,20 @@ impl<'db> Scan<'db> {
                     }
                 };
             }
-            self.current = None;
             self.next = 0;
+            if let Some((cached, at)) = &mut self.cached {
+                *at += 1;
+                if *at >= cached.batches.len() {
+                    self.finish();
+                }
+                continue;
+            }
+            if let Some(done) = self.current.take()
+                && let Some(filling) = &mut self.filling
+                && !filling.keep(done, self.inner.scan_cache.budget())
+            {
+                self.filling = None; // the scope outgrew the cache
+            }
             // The next batch: read ahead already, or (at the start, or when
             // the window ran dry) read now and opened here.
             let next = match self.window.pop_front() {
@@ -169,9 +227,14 @@ impl<'db> Scan<'db> {
                     self.current = Some(slot.take());
                 }
                 None => {
+                    let filled = self.filling.take();
                     self.finish();
                     if let Some(e) = self.read_error.take() {
                         return Next::Error(e);
+                    }
+                    if let (Some(filled), Some(keys)) = (filled, &self.keys) {
+                        let now = self.inner.store.version(self.scope);
+                        self.inner.scan_cache.put(self.scope, keys, filled, now);
                     }
                 }
             }
@@ -207,7 +270,11 @@ impl<'db> Scan<'db> {
         let mut batch = pool.batch();
         let mut malformed = false;
         while let (Some(store_key), Some(sealed)) = (iter.key(), iter.value()) {
-            if batch.len() == BATCH_RECORDS || batch.sealed_bytes() >= BATCH_BYTES {
+            // Batches stay within BATCH_BYTES (one record may exceed it
+            // alone), so their buffers, grown by doubling, hold no more.
+            if batch.len() == BATCH_RECORDS
+                || (batch.len() > 0 && batch.sealed_bytes() + sealed.len() > BATCH_BYTES)
+            {
                 break;
             }
             let Some(token) = key_codec::token_of(store_key) else {
@@ -237,6 +304,8 @@ impl<'db> Scan<'db> {
     fn finish(&mut self) {
         self.finished = true;
         self.current = None;
+        self.cached = None;
+        self.filling = None;
         for slot in self.window.drain(..) {
             slot.abandon();
         }

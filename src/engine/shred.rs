@@ -56,8 +56,13 @@ impl Inner {
         self.check_writable()?;
         let grace_us = u64::try_from(options.grace.as_micros()).unwrap_or(u64::MAX);
         let deadline_us = self.deadlines.now_us().saturating_add(grace_us);
-        self.keyring
-            .seal(scope, deadline_us, options.grace.is_zero())?;
+        let sealed = self
+            .keyring
+            .seal(scope, deadline_us, options.grace.is_zero());
+        // After the gate is set (or whatever the seal did): nothing of the
+        // scope stays opened in memory.
+        self.scan_cache.purge(scope);
+        sealed?;
         self.note_evidence_after_change();
         if !options.grace.is_zero() {
             // A pending seal is in the archive too.

@@ -12,7 +12,7 @@ use super::scan::Scan;
 use crate::crypto::scope_key::ScopeKeys;
 use crate::error::Result;
 use crate::scope::{Scope, SubjectId};
-use crate::store::StoreSnapshot;
+use crate::store::{StoreSnapshot, Version};
 
 /// A consistent, read-only view of a tenant (and its subjects) as of the
 /// moment it was taken. Later writes are invisible to it.
@@ -21,16 +21,23 @@ pub struct Snapshot<'db> {
     snapshot: Arc<StoreSnapshot<'db>>,
     scope: Scope,
     keys: Option<ScopeKeys>,
+    /// The scope's write version when the view was taken, if no write to
+    /// it was under way (what the scan cache serves by).
+    version: Option<Version>,
 }
 
 impl<'db> Snapshot<'db> {
     pub(crate) fn new(inner: &'db Inner, scope: Scope) -> Result<Snapshot<'db>> {
+        let before = inner.store.version(scope);
         let (keys, snapshot) = inner.pin_keys(scope, || inner.store.snapshot())?;
+        // Unchanged across the view: the view holds the scope at `before`.
+        let version = before.filter(|v| inner.store.version(scope) == Some(*v));
         Ok(Snapshot {
             inner,
             snapshot: Arc::new(snapshot),
             scope,
             keys,
+            version,
         })
     }
 
@@ -51,6 +58,7 @@ impl<'db> Snapshot<'db> {
             self.scope,
             self.keys.clone(),
             Arc::clone(&self.snapshot),
+            self.version,
         ))
     }
 
@@ -64,6 +72,8 @@ impl<'db> Snapshot<'db> {
             // Subject keys are rewrapped, never rotated: today's key is the
             // snapshot's.
             keys: self.inner.read_keys(scope)?,
+            // Not read when the view was taken.
+            version: None,
         })
     }
 }

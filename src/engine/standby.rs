@@ -392,7 +392,10 @@ impl Inner {
         )?;
         let manifest = Keyring::read_manifest(&follower.files, &dir)?
             .ok_or_else(|| Error::NotFound(dir.clone()))?;
-        self.keyring.reload(manifest)?;
+        let reloaded = self.keyring.reload(manifest);
+        // Seals and shreds of the primary's come with the keyring.
+        self.scan_cache.clear();
+        reloaded?;
         // Versions the primary retired that the store may still hold
         // records under (re-sealing not applied yet): in memory only.
         let applied = self.store.applied()?.lsn;

@@ -9,6 +9,9 @@
 //! to another database (`META_DATABASE`).
 
 pub(crate) mod key_codec;
+mod versions;
+
+pub(crate) use versions::Version;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,7 @@ use crate::format::{
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
 use crate::wal::frame::Mac;
+use versions::Versions;
 
 /// Where the store is in the log: the last frame it applied.
 ///
@@ -93,6 +97,8 @@ pub(crate) struct Store {
     /// a writer that read the epoch before another's change never writes
     /// it backwards.
     keyring_epoch: Mutex<u64>,
+    /// Which scopes changed since a moment (what the scan cache checks).
+    versions: Versions,
 }
 
 fn store_err(e: rocksdb::Error) -> Error {
@@ -130,6 +136,7 @@ impl Store {
             path,
             write_options,
             keyring_epoch: Mutex::new(0),
+            versions: Versions::new(),
         })
     }
 
@@ -261,7 +268,16 @@ impl Store {
             }
         }
         batch.put(META_APPLIED_LSN, last.encode());
-        self.write_with_epoch(batch, keyring_epoch)
+        let scopes = entries.iter().map(|entry| entry.scope);
+        self.versions
+            .writing(scopes, || self.write_with_epoch(batch, keyring_epoch))
+    }
+
+    /// `scope`'s write version now, or `None` while a write to it is under
+    /// way: read before a view is taken, it says whether the scope changed
+    /// since (`versions.rs`).
+    pub(crate) fn version(&self, scope: Scope) -> Option<Version> {
+        self.versions.version(scope)
     }
 
     /// The sealed record stored under `key`, read from `snapshot` if given.
@@ -377,9 +393,11 @@ impl Store {
             key_codec::prefix_end(prefix).as_slice(),
             key_codec::prefix_end(&[STORE_NS_DATA]).as_slice(),
         );
-        self.db
-            .write_opt(batch, &self.write_options)
-            .map_err(store_err)?;
+        self.versions.writing_range(|| {
+            self.db
+                .write_opt(batch, &self.write_options)
+                .map_err(store_err)
+        })?;
         self.flush()?;
         // The other tenants' sealed records leave the SST files too.
         self.db.compact_range(None::<&[u8]>, None::<&[u8]>);
@@ -394,7 +412,8 @@ impl Store {
         let mut batch = WriteBatch::default();
         batch.delete_range(prefix, &end);
         // The destruction's epoch becomes durable with the flush below.
-        self.write_with_epoch(batch, keyring_epoch)?;
+        self.versions
+            .writing_range(|| self.write_with_epoch(batch, keyring_epoch))?;
         self.db.flush().map_err(store_err)?;
         self.db.compact_range(Some(prefix), Some(&end));
         Ok(())

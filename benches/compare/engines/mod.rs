@@ -60,9 +60,19 @@ pub trait Session {
 }
 
 /// Opens a new database of `kind` in the empty folder `dir`.
-pub fn open(kind: Kind, dir: &Path, durability: Durability) -> Box<dyn Engine> {
+/// Opens an engine; strongroom with a scan cache of `scan_cache_bytes`.
+pub fn open(
+    kind: Kind,
+    dir: &Path,
+    durability: Durability,
+    scan_cache_bytes: usize,
+) -> Box<dyn Engine> {
     match kind {
-        Kind::Strongroom => Box::new(strongroom::Strongroom::open(dir, durability)),
+        Kind::Strongroom => Box::new(strongroom::Strongroom::open(
+            dir,
+            durability,
+            scan_cache_bytes,
+        )),
         Kind::RocksDb => Box::new(rocks::Rocks::open(dir, durability)),
         Kind::SqlCipher => Box::new(sqlcipher::SqlCipher::open(dir, durability)),
     }
