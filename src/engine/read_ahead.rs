@@ -306,6 +306,13 @@ impl ReadAhead {
         self.opened.load(Ordering::Relaxed)
     }
 
+    /// Drops `what` (batches wipe their plaintext as they drop) on a pool
+    /// thread, or here if the pool has none.
+    pub(crate) fn drop_later<T: Send + 'static>(&self, what: T) {
+        // A job handed back drops here, and `what` with it.
+        let _ = self.pool.submit(Box::new(move || drop(what)));
+    }
+
     /// A slot for `batch`, handed to a pool thread if `ahead` (else, or if
     /// the pool has no thread, the scan opens it when it takes it).
     pub(crate) fn slot(&self, batch: Batch, keys: ScopeKeys, ahead: bool) -> Arc<Slot> {

@@ -62,7 +62,7 @@ pub struct Scan<'db> {
     /// handed out: then `current` and `window` stay empty.
     cached: Option<(Arc<Cached>, usize)>,
     /// The batches handed out, kept for the scan cache until the end.
-    filling: Option<Filling>,
+    filling: Option<Filling<'db>>,
     /// Why reading the store stopped early, given once the batches read
     /// before it are handed out.
     read_error: Option<Error>,
@@ -203,9 +203,9 @@ impl<'db> Scan<'db> {
             }
             if let Some(done) = self.current.take()
                 && let Some(filling) = &mut self.filling
-                && !filling.keep(done, self.inner.scan_cache.budget())
+                && !filling.keep(done)
             {
-                self.filling = None; // the scope outgrew the cache
+                self.filling = None; // the fills outgrew the cache
             }
             // The next batch: read ahead already, or (at the start, or when
             // the window ran dry) read now and opened here.
@@ -234,7 +234,9 @@ impl<'db> Scan<'db> {
                     }
                     if let (Some(filled), Some(keys)) = (filled, &self.keys) {
                         let now = self.inner.store.version(self.scope);
-                        self.inner.scan_cache.put(self.scope, keys, filled, now);
+                        let gone = self.inner.scan_cache.put(self.scope, keys, filled, now);
+                        // Tens of MB to wipe and free: not on the caller's time.
+                        self.inner.read_ahead.drop_later(gone);
                     }
                 }
             }

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -63,23 +63,37 @@ pub(crate) struct ScanCache {
     state: Mutex<State>,
     /// Scans served from the cache.
     served: AtomicU64,
+    /// Bytes of the fills in flight ([`Filling`]).
+    filling_bytes: AtomicUsize,
 }
 
 /// The batches a scan keeps while it reads a scope whole, to be cached at
-/// its end.
-pub(crate) struct Filling {
+/// its end. Their bytes count against the budget of every scan filling at
+/// once, so the cache and the fills in flight hold at most twice the budget.
+pub(crate) struct Filling<'c> {
+    cache: &'c ScanCache,
     version: Version,
     batches: Vec<Batch>,
     bytes: usize,
 }
 
-impl Filling {
-    /// Keeps `batch`; false if the scope outgrew the budget (then the scan
-    /// stops filling and drops what it kept).
-    pub(crate) fn keep(&mut self, batch: Batch, budget: usize) -> bool {
-        self.bytes += batch.held_bytes();
+impl Filling<'_> {
+    /// Keeps `batch`; false if the fills in flight outgrew the budget (then
+    /// the scan stops filling and drops what it kept).
+    pub(crate) fn keep(&mut self, batch: Batch) -> bool {
+        let bytes = batch.held_bytes();
+        self.bytes += bytes;
         self.batches.push(batch);
-        self.bytes <= budget
+        let filling = self.cache.filling_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        filling <= self.cache.budget
+    }
+}
+
+impl Drop for Filling<'_> {
+    fn drop(&mut self) {
+        self.cache
+            .filling_bytes
+            .fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -89,11 +103,8 @@ impl ScanCache {
             budget,
             state: Mutex::default(),
             served: AtomicU64::new(0),
+            filling_bytes: AtomicUsize::new(0),
         }
-    }
-
-    pub(crate) fn budget(&self) -> usize {
-        self.budget
     }
 
     /// The records of `scope` at `version`, if kept.
@@ -115,8 +126,9 @@ impl ScanCache {
 
     /// Where a scan of `scope` at `version` keeps its batches, if it may
     /// fill the cache.
-    pub(crate) fn filling(&self, version: Option<Version>) -> Option<Filling> {
+    pub(crate) fn filling(&self, version: Option<Version>) -> Option<Filling<'_>> {
         (self.budget > 0).then_some(Filling {
+            cache: self,
             version: version?,
             batches: Vec::new(),
             bytes: 0,
@@ -125,24 +137,29 @@ impl ScanCache {
 
     /// Keeps a scan's batches, all of `scope` as of `filled.version`, if
     /// that is still the scope's version (`now`) and its gates are open.
+    /// Returns the records it let go (the scope's older ones, the least
+    /// recently used), for the caller to drop (and so wipe) off its thread.
+    #[must_use = "the records let go are wiped when dropped"]
     pub(crate) fn put(
         &self,
         scope: Scope,
         keys: &ScopeKeys,
-        filled: Filling,
+        mut filled: Filling<'_>,
         now: Option<Version>,
-    ) {
+    ) -> Vec<Arc<Cached>> {
+        let mut gone = Vec::new();
         if now != Some(filled.version) || filled.bytes > self.budget {
-            return;
+            return gone;
         }
         let mut state = self.state.lock();
         // Under the lock a seal or shred purges with: its gate is set
         // before its purge, so a scope it purged is refused here.
         if keys.newest().check_live().is_err() {
-            return;
+            return gone;
         }
         if let Some(old) = state.entries.remove(&scope) {
             state.bytes -= old.bytes;
+            gone.push(old.records);
         }
         while state.bytes + filled.bytes > self.budget {
             let oldest = state
@@ -153,6 +170,7 @@ impl ScanCache {
                 .expect("entries hold the bytes counted");
             let evicted = state.entries.remove(&oldest).expect("just found");
             state.bytes -= evicted.bytes;
+            gone.push(evicted.records);
         }
         state.tick += 1;
         state.bytes += filled.bytes;
@@ -160,12 +178,13 @@ impl ScanCache {
             version: filled.version,
             bytes: filled.bytes,
             records: Arc::new(Cached {
-                batches: filled.batches,
+                batches: std::mem::take(&mut filled.batches),
             }),
             used: state.tick,
         };
         state.entries.insert(scope, entry);
         tracing::debug!(%scope, bytes = state.bytes, entries = state.entries.len(), "scan cache: scope kept");
+        gone
     }
 
     /// Drops what is kept of `scope`, and of every subject of a tenant.
@@ -228,6 +247,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
+    use super::Ordering;
     use crate::{Db, Error, Options, ShredOptions, SubjectId, TenantId, WriteBatch};
 
     fn open(dir: &std::path::Path, budget: usize) -> Db {
@@ -336,6 +356,14 @@ mod tests {
         fill(&db, TenantId(1), 3000);
         fill(&db, TenantId(2), 3000);
         let live = || db.inner.read_ahead.batches_live();
+        // Batches let go are dropped on a read-ahead thread: soon, not now.
+        let live_soon = |expected: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while live() != expected && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            live()
+        };
         scan(&db, TenantId(1));
         let (entries, bytes) = cache.usage();
         assert_eq!(entries, 1);
@@ -345,13 +373,30 @@ mod tests {
         scan(&db, TenantId(2));
         assert_eq!(cache.usage().0, 1, "the least recently used went");
         assert!(cache.holds_tenant(TenantId(2)));
-        assert_eq!(live(), held, "and its batches with it");
+        assert_eq!(live_soon(held), held, "and its batches with it");
 
         // A scope larger than the budget is never kept, and its batches go.
         fill(&db, TenantId(3), 9000);
         scan(&db, TenantId(3));
         assert!(!cache.holds_tenant(TenantId(3)));
-        assert_eq!(live(), held);
+        assert_eq!(live_soon(held), held);
+
+        // Fills in flight share the budget: while one scan holds most of
+        // tenant 1, another cannot keep tenant 2 (changed) as well.
+        db.tenant(TenantId(2)).put(b"k0", b"new").unwrap();
+        let served = cache.served();
+        let mut first = db.tenant(TenantId(1)).scan().unwrap();
+        for _ in 0..2500 {
+            first.next().unwrap().unwrap();
+        }
+        let filling = || cache.filling_bytes.load(Ordering::Relaxed);
+        assert!(filling() > 3 << 19, "{}", filling());
+        assert_eq!(scan(&db, TenantId(2)).len(), 3000);
+        assert_eq!(scan(&db, TenantId(2)).len(), 3000);
+        assert_eq!(cache.served(), served, "no fill of tenant 2 was kept");
+        assert_eq!(first.count(), 500);
+        assert!(cache.holds_tenant(TenantId(1)));
+        assert_eq!(filling(), 0, "nothing in flight once the scans end");
         drop(db);
     }
 
