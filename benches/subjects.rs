@@ -1,6 +1,9 @@
 //! Creating subjects: durable first writes to new subjects (each creates the
 //! subject's key, durably, before its write commits) against durable writes
-//! to subjects that exist, with 1 and 8 threads, in the same run; and an
+//! to subjects that exist, with 1 and 8 threads, in the same run. New
+//! subjects come numbered in order (as the record layer numbers them: their
+//! keys are made ahead, `Options::subject_keys_ahead`) and at random numbers
+//! (each key made when its subject is first written). And an
 //! import of many new subjects in batches (one record each), against the
 //! same batches into subjects that exist.
 //!
@@ -55,40 +58,47 @@ fn main() {
     }
     tenant.write(batch).expect("existing subjects");
     let next_new = AtomicU64::new(1 << 32);
+    let next_random = AtomicU64::new(0);
 
     println!("# first writes to new subjects vs writes to existing ones (durable, 256 B)");
-    println!("| threads | round | existing puts/s | new-subject puts/s | new / existing |");
-    println!("|--:|--:|--:|--:|--:|");
+    println!(
+        "| threads | round | existing puts/s | new, in order | new / existing | new, random numbers | new / existing |"
+    );
+    println!("|--:|--:|--:|--:|--:|--:|--:|");
     for threads in [1, 8] {
-        let mut ratios = Vec::new();
+        let (mut in_order, mut random) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let mut existing = 0.0;
-            let mut new = 0.0;
-            for side in 0..2 {
-                let new_side = (side + round) % 2 == 1;
-                let rate = run(threads, |i| {
-                    let subject = if new_side {
-                        SubjectId(next_new.fetch_add(1, Ordering::Relaxed))
-                    } else {
-                        SubjectId(splitmix(i) % EXISTING)
+            // existing, new in order, new at random numbers; the order
+            // rotates from round to round.
+            let mut rates = [0.0; 3];
+            for side in 0..3 {
+                let side = (side + round) % 3;
+                rates[side] = run(threads, |i| {
+                    let subject = match side {
+                        0 => SubjectId(splitmix(i) % EXISTING),
+                        1 => SubjectId(next_new.fetch_add(1, Ordering::Relaxed)),
+                        // Far from the others, and never one apart: even.
+                        _ => {
+                            let n = next_random.fetch_add(1, Ordering::Relaxed);
+                            SubjectId((1 << 48) | (splitmix(n) >> 20 << 1))
+                        }
                     };
                     tenant.subject(subject).put(b"k", &VALUE).expect("put");
                 });
-                if new_side {
-                    new = rate;
-                } else {
-                    existing = rate;
-                }
             }
-            ratios.push(new / existing);
+            let [existing, ordered, scattered] = rates;
+            in_order.push(ordered / existing);
+            random.push(scattered / existing);
             println!(
-                "| {threads} | {round} | {existing:.0} | {new:.0} | {:.2} |",
-                new / existing
+                "| {threads} | {round} | {existing:.0} | {ordered:.0} | {:.2} | {scattered:.0} | {:.2} |",
+                ordered / existing,
+                scattered / existing
             );
         }
         println!(
-            "| {threads} | median | | | **{:.2}** |",
-            median(&mut ratios)
+            "| {threads} | median | | | **{:.2}** | | **{:.2}** |",
+            median(&mut in_order),
+            median(&mut random)
         );
     }
 

@@ -80,6 +80,12 @@ pub struct Options {
     /// an encrypted database's page cache does: GUARANTEES.md). Default 0:
     /// off.
     pub scan_cache_bytes: usize,
+    /// Subjects' keys made ahead: when a subject's first write makes its key
+    /// and the subject numbered just before it has one, the keys of the
+    /// next this many subjects are made in the same sync, so that a writer
+    /// creating subjects in order finds their keys made (unused keys are
+    /// destroyed with their tenant). Default 32; 0: none.
+    pub subject_keys_ahead: u64,
     /// The clock of commit times and shred deadlines. Default: the system's.
     pub clock: Arc<dyn Clock>,
     /// The file system of the engine's own files (log, keyring). Default:
@@ -156,6 +162,9 @@ impl ArchiveOptions {
 
 /// The store's block cache, by default.
 pub(crate) const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+/// Subjects' keys made ahead by default: one sync in 33 for a writer
+/// creating subjects in order, about 3 KB of keys left unused at most.
+const SUBJECT_KEYS_AHEAD_DEFAULT: u64 = 32;
 /// Read-ahead threads by default at most: past a few, a scan is bound by
 /// the one thread reading the store.
 const SCAN_THREADS_MAX: usize = 8;
@@ -174,6 +183,7 @@ impl Options {
                 .map_or(2, |n| n.get())
                 .min(SCAN_THREADS_MAX),
             scan_cache_bytes: 0,
+            subject_keys_ahead: SUBJECT_KEYS_AHEAD_DEFAULT,
             clock: Arc::new(SystemClock),
             file_system: Arc::new(OsFileSystem),
             archive: None,
@@ -224,6 +234,13 @@ impl Options {
     /// Sets the memory of the scan cache (0: off).
     pub fn scan_cache_bytes(mut self, bytes: usize) -> Self {
         self.scan_cache_bytes = bytes;
+        self
+    }
+
+    /// Sets how many subjects' keys are made ahead of subjects created in
+    /// order (0: none).
+    pub fn subject_keys_ahead(mut self, keys: u64) -> Self {
+        self.subject_keys_ahead = keys;
         self
     }
 

@@ -178,6 +178,7 @@ impl Db {
             root,
             Arc::clone(&options.clock),
         )?;
+        keyring.create_subject_keys_ahead(options.subject_keys_ahead);
         let wal_dir = path.join(WAL_DIR);
         files.create_dir_durable(&wal_dir)?;
         let replayed = replay(&files, &wal_dir, &mac_key, &log_id, &store, &keyring)?;

@@ -9,6 +9,17 @@
 //! member finds its key. A batch that writes to many new subjects creates
 //! all their keys as one group ([`Keyring::create_keys`]).
 //!
+//! Subjects are mostly numbered in order (the record layer numbers them so),
+//! and one writer making them one at a time cannot group: each first write
+//! would wait for its key's sync, then its log's. So a group that creates
+//! the key of subject `n` while `n - 1` has one (or is in the group) also
+//! creates the keys of `n + 1 ..= n + ahead` that do not exist yet
+//! ([`Keyring::create_subject_keys_ahead`]): the next first writes find
+//! their keys made. Keys made ahead are ordinary keys, durable before they
+//! are published; a subject that is never written keeps an unused key,
+//! destroyed with its tenant or by a shred like any other. Scopes sealed,
+//! destroyed or keyed already are never made ahead.
+//!
 //! # Invariants
 //! - A key is published (found by `current_key`) only once the append that
 //!   holds it is synced: no log frame is sealed under a key a crash can
@@ -18,6 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -35,6 +47,8 @@ pub(super) struct Creations {
     queue: Mutex<Queue>,
     /// Signalled when a group is done.
     done: Condvar,
+    /// Subjects' keys made ahead of a run of subjects numbered in order.
+    ahead: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,6 +90,12 @@ impl Drop for EndOfGroup<'_> {
 }
 
 impl Keyring {
+    /// Sets how many subjects' keys a group makes ahead of a subject whose
+    /// predecessor has a key (0: none).
+    pub(crate) fn create_subject_keys_ahead(&self, ahead: u64) {
+        self.creations.ahead.store(ahead, Ordering::Relaxed);
+    }
+
     /// The key a live scope writes under, created (durably) if it has none,
     /// in a group with the creations of other threads meanwhile.
     pub(crate) fn current_key_or_create(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
@@ -149,6 +169,7 @@ impl Keyring {
                 subjects.entry(scope.tenant).or_default().insert(subject);
             }
         }
+        self.add_subjects_ahead(&mut subjects);
         let now = self.clock.now_us();
         let mut by_shard: BTreeMap<ShardId, Vec<KeyRecord>> = BTreeMap::new();
         {
@@ -200,11 +221,113 @@ impl Keyring {
         });
         first_error.map_or(Ok(()), Err)
     }
+
+    /// Adds to `subjects` (keys about to be made, by tenant) the keys to
+    /// make ahead: after each subject whose predecessor has a key or is
+    /// made in the same group, the next `ahead` that have none, are not
+    /// sealed and were never destroyed. The caller holds `write`.
+    fn add_subjects_ahead(&self, subjects: &mut BTreeMap<TenantId, BTreeSet<SubjectId>>) {
+        let ahead = self.creations.ahead.load(Ordering::Relaxed);
+        if ahead == 0 {
+            return;
+        }
+        let keyless = |tenant, subject| {
+            matches!(
+                self.current_key(Scope::subject(tenant, SubjectId(subject))),
+                Ok(None)
+            )
+        };
+        for (&tenant, made) in subjects.iter_mut() {
+            // Only the last of a run of numbers made together counts: the
+            // keys ahead of the others are in the run, or ahead of its last.
+            let in_order: Vec<u64> = made
+                .iter()
+                .map(|s| s.0)
+                .filter(|&s| {
+                    s.checked_add(1)
+                        .is_none_or(|n| !made.contains(&SubjectId(n)))
+                })
+                .filter(|&s| {
+                    s.checked_sub(1).is_some_and(|before| {
+                        made.contains(&SubjectId(before))
+                            || matches!(
+                                self.current_key(Scope::subject(tenant, SubjectId(before))),
+                                Ok(Some(_))
+                            )
+                    })
+                })
+                .collect();
+            for s in in_order {
+                let next = (1..=ahead).filter_map(|i| s.checked_add(i));
+                for subject in next {
+                    if !made.contains(&SubjectId(subject)) && keyless(tenant, subject) {
+                        made.insert(SubjectId(subject));
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Db, Options, SubjectId, TenantId};
+    use crate::scope::Scope;
+    use crate::{Db, Error, Options, ShredOptions, SubjectId, TenantId};
+
+    fn keyed(db: &Db, subject: u64) -> bool {
+        let scope = Scope::subject(TenantId(1), SubjectId(subject));
+        db.inner.keyring.current_key(scope).unwrap().is_some()
+    }
+
+    #[test]
+    fn subjects_made_in_order_find_their_keys_made_ahead_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || Options::with_key([9; 32]).subject_keys_ahead(4);
+        let db = Db::open(dir.path(), options()).unwrap();
+        let tenant = db.tenant(TenantId(1));
+        let groups = || db.inner.keyring.creations.groups();
+        // A destroyed subject is never given a key ahead.
+        tenant
+            .shred_subject(SubjectId(12), ShredOptions::immediate())
+            .unwrap();
+        let put = |s: u64| tenant.subject(SubjectId(s)).put(b"k", b"v");
+        put(10).unwrap();
+        assert!(!keyed(&db, 11), "10 has no predecessor with a key");
+        let before = groups();
+        put(11).unwrap();
+        assert_eq!(groups(), before + 1);
+        assert!((13..=15).all(|s| keyed(&db, s)), "made ahead of 11");
+        assert!(!keyed(&db, 16));
+        assert!(matches!(put(12), Err(Error::Shredded { .. })));
+        for s in 13..=15 {
+            put(s).unwrap();
+        }
+        assert_eq!(groups(), before + 1, "13 to 15 found their keys made");
+        // Numbers out of order make no keys ahead.
+        put(100).unwrap();
+        put(300).unwrap();
+        assert!(!keyed(&db, 101) && !keyed(&db, 301));
+        // Keys made ahead are durable: after a reopen 16's write (its
+        // predecessor 15 keyed) makes 17 to 20, and 17 needs no group.
+        put(16).unwrap();
+        drop(db);
+        let db = Db::open(dir.path(), options()).unwrap();
+        assert!((17..=20).all(|s| keyed(&db, s)));
+        let groups = db.inner.keyring.creations.groups();
+        db.tenant(TenantId(1))
+            .subject(SubjectId(17))
+            .put(b"k", b"v")
+            .unwrap();
+        assert_eq!(db.inner.keyring.creations.groups(), groups);
+        // Unused keys go with their tenant.
+        db.shred_tenant(TenantId(1), ShredOptions::immediate())
+            .unwrap();
+        let gone = db
+            .inner
+            .keyring
+            .current_key(Scope::subject(TenantId(1), SubjectId(20)));
+        assert!(matches!(gone, Err(Error::Shredded { .. })), "{gone:?}");
+    }
 
     #[test]
     fn concurrent_first_writes_create_their_keys_in_groups() {
