@@ -77,7 +77,10 @@ impl Config {
                 "--runs" => runs = number(args.next(), "--runs").max(1),
                 "--scan-cache-mib" => {
                     scan_cache_bytes =
-                        (number(args.next(), "--scan-cache-mib") << 20).min(CACHE_BYTES)
+                        // At least 8 MiB stay the block cache.
+                        number(args.next(), "--scan-cache-mib")
+                            .saturating_mul(1 << 20)
+                            .min(CACHE_BYTES - (8 << 20))
                 }
                 "--dir" => parent = PathBuf::from(args.next().unwrap_or_else(|| usage())),
                 "--only" => {

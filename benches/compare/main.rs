@@ -112,6 +112,13 @@ fn print_header(config: &Config) {
         "cores: {}; SQLCipher {cipher}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!(
+        "cache per engine: {} MiB; strongroom's: {} MiB scan cache (off by default in the \
+         library; --scan-cache-mib 0 for its default), {} MiB block cache",
+        CACHE_BYTES >> 20,
+        config.scan_cache_bytes >> 20,
+        (CACHE_BYTES - config.scan_cache_bytes) >> 20
+    );
     for len in VALUE_LENS {
         println!(
             "read data set, {} values: {} keys in tenant {DATA_TENANT}, {SCAN_RECORDS} in tenant {SCAN_TENANT}{}",

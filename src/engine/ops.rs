@@ -76,7 +76,8 @@ impl Inner {
             }
         }
         if missing.len() >= 2 {
-            self.keyring.create_keys(&missing)?;
+            self.keyring
+                .create_keys(&missing, Some(&|s| self.holds_records(s)))?;
         }
         Ok(())
     }
@@ -207,7 +208,16 @@ impl Inner {
             return Ok(key);
         }
         self.check_keyless(scope)?;
-        self.keyring.current_key_or_create(scope)
+        self.keyring
+            .current_key_or_create(scope, Some(&|s| self.holds_records(s)))
+    }
+
+    /// Whether the store holds records of `scope` (an error counts as yes:
+    /// what this guards is a key made over records).
+    fn holds_records(&self, scope: Scope) -> bool {
+        self.store
+            .holds_any(&key_codec::shred_prefix(scope))
+            .unwrap_or(true)
     }
 
     /// Every key version of a live scope, for reading; `None` only for a

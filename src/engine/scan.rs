@@ -142,6 +142,7 @@ impl<'db> Scan<'db> {
 
     /// A scan handing out the records the cache keeps.
     fn cached(inner: &'db Inner, scope: Scope, keys: ScopeKeys, cached: Arc<Cached>) -> Scan<'db> {
+        inner.scan_cache.note_served();
         let mut scan = Scan::with(inner, scope, Some(keys), None, None, None);
         scan.finished = false;
         scan.cached = Some((cached, 0));
@@ -236,7 +237,9 @@ impl<'db> Scan<'db> {
                         let now = self.inner.store.version(self.scope);
                         let gone = self.inner.scan_cache.put(self.scope, keys, filled, now);
                         // Tens of MB to wipe and free: not on the caller's time.
-                        self.inner.read_ahead.drop_later(gone);
+                        if !gone.is_empty() {
+                            self.inner.read_ahead.drop_later(gone);
+                        }
                     }
                 }
             }

@@ -37,6 +37,10 @@ use crate::crypto::scope_key::ScopeKeys;
 use crate::scope::Scope;
 use crate::store::Version;
 
+/// What an entry costs beyond its batches, counted against the budget.
+const ENTRY_BYTES: usize =
+    std::mem::size_of::<Entry>() + std::mem::size_of::<Cached>() + std::mem::size_of::<Scope>();
+
 /// One scope's records, opened, in token order.
 pub(crate) struct Cached {
     pub(crate) batches: Vec<Batch>,
@@ -69,7 +73,9 @@ pub(crate) struct ScanCache {
 
 /// The batches a scan keeps while it reads a scope whole, to be cached at
 /// its end. Their bytes count against the budget of every scan filling at
-/// once, so the cache and the fills in flight hold at most twice the budget.
+/// once, so the cache and the fills in flight hold at most twice the budget
+/// (plus entries let go while scans still hand them out: each is wiped
+/// when its last scan drops it).
 pub(crate) struct Filling<'c> {
     cache: &'c ScanCache,
     version: Version,
@@ -120,8 +126,12 @@ impl ScanCache {
             return None;
         }
         entry.used = tick;
-        self.served.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(&entry.records))
+    }
+
+    /// Counts a scan served from the cache.
+    pub(crate) fn note_served(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Where a scan of `scope` at `version` keeps its batches, if it may
@@ -148,7 +158,9 @@ impl ScanCache {
         now: Option<Version>,
     ) -> Vec<Arc<Cached>> {
         let mut gone = Vec::new();
-        if now != Some(filled.version) || filled.bytes > self.budget {
+        let bytes = filled.bytes + ENTRY_BYTES;
+        // An empty scope is not worth an entry (nor its overhead).
+        if now != Some(filled.version) || bytes > self.budget || filled.batches.is_empty() {
             return gone;
         }
         let mut state = self.state.lock();
@@ -157,11 +169,19 @@ impl ScanCache {
         if keys.newest().check_live().is_err() {
             return gone;
         }
+        // A scan that read the scope later may have kept it already.
+        if state
+            .entries
+            .get(&scope)
+            .is_some_and(|kept| kept.version.is_after(filled.version))
+        {
+            return gone;
+        }
         if let Some(old) = state.entries.remove(&scope) {
             state.bytes -= old.bytes;
             gone.push(old.records);
         }
-        while state.bytes + filled.bytes > self.budget {
+        while state.bytes + bytes > self.budget {
             let oldest = state
                 .entries
                 .iter()
@@ -173,10 +193,10 @@ impl ScanCache {
             gone.push(evicted.records);
         }
         state.tick += 1;
-        state.bytes += filled.bytes;
+        state.bytes += bytes;
         let entry = Entry {
             version: filled.version,
-            bytes: filled.bytes,
+            bytes,
             records: Arc::new(Cached {
                 batches: std::mem::take(&mut filled.batches),
             }),
@@ -188,38 +208,42 @@ impl ScanCache {
     }
 
     /// Drops what is kept of `scope`, and of every subject of a tenant.
+    /// Wiped before it returns, outside the cache's lock.
     pub(crate) fn purge(&self, scope: Scope) {
+        drop(self.remove_where(|kept, _| {
+            *kept == scope || (scope.subject.is_none() && kept.tenant == scope.tenant)
+        }));
+    }
+
+    /// Takes every entry `goes` picks out of the cache; the caller drops
+    /// (and so wipes) them after the lock is released.
+    fn remove_where(&self, mut goes: impl FnMut(&Scope, &Entry) -> bool) -> Vec<Entry> {
         let mut state = self.state.lock();
-        let state = &mut *state;
-        state.entries.retain(|kept, entry| {
-            let goes = *kept == scope || (scope.subject.is_none() && kept.tenant == scope.tenant);
-            if goes {
-                state.bytes -= entry.bytes;
-            }
-            !goes
-        });
+        let gone_keys: Vec<Scope> = state
+            .entries
+            .iter()
+            .filter(|(scope, entry)| goes(scope, entry))
+            .map(|(scope, _)| *scope)
+            .collect();
+        let mut gone = Vec::with_capacity(gone_keys.len());
+        for scope in gone_keys {
+            let entry = state.entries.remove(&scope).expect("just found");
+            state.bytes -= entry.bytes;
+            gone.push(entry);
+        }
+        gone
     }
 
     /// Drops what is kept of every scope written since (its version is not
     /// `version` says now): a value deleted or overwritten leaves memory at
     /// the next maintenance pass, even if its scope is not scanned again.
     pub(crate) fn drop_stale(&self, version: impl Fn(Scope) -> Option<Version>) {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        state.entries.retain(|scope, entry| {
-            let fresh = version(*scope) == Some(entry.version);
-            if !fresh {
-                state.bytes -= entry.bytes;
-            }
-            fresh
-        });
+        drop(self.remove_where(|scope, entry| version(*scope) != Some(entry.version)));
     }
 
     /// Drops everything kept (the keyring changed under a standby).
     pub(crate) fn clear(&self) {
-        let mut state = self.state.lock();
-        state.entries.clear();
-        state.bytes = 0;
+        drop(self.remove_where(|_, _| true));
     }
 
     /// Scopes kept, and their bytes.
@@ -325,6 +349,11 @@ mod tests {
         db.run_maintenance().unwrap();
         assert_eq!(cache.usage().0, 1, "tenant 2's old records dropped");
         assert!(cache.holds_tenant(TenantId(1)));
+        // An empty scope (keyed, its records deleted) takes no entry.
+        db.tenant(TenantId(9)).put(b"a", b"b").unwrap();
+        db.tenant(TenantId(9)).delete(b"a").unwrap();
+        assert_eq!(scan(&db, TenantId(9)).len(), 0);
+        assert!(!cache.holds_tenant(TenantId(9)));
 
         // A snapshot's scan is served only with the scope as it was then.
         let view = db.tenant(TenantId(1)).snapshot().unwrap();

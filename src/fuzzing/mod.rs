@@ -325,7 +325,7 @@ fn seed_keyring() -> BTreeMap<PathBuf, Vec<u8>> {
     let gone = Scope::subject(a, SubjectId(1026));
     for scope in [Scope::tenant(a), Scope::tenant(b), live, gone] {
         keyring
-            .current_key_or_create(scope)
+            .current_key_or_create(scope, None)
             .expect("keys in memory");
     }
     keyring.seal(gone, 1, false).expect("seal");

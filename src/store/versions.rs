@@ -37,6 +37,14 @@ pub(crate) struct Version {
     ranges: u64,
 }
 
+impl Version {
+    /// Whether this version was read after `other` and the scope changed
+    /// in between (counters only grow).
+    pub(crate) fn is_after(self, other: Version) -> bool {
+        self != other && self.slot >= other.slot && self.ranges >= other.ranges
+    }
+}
+
 /// The write counters of one store.
 pub(crate) struct Versions {
     slots: Box<[AtomicU64]>,

@@ -41,6 +41,15 @@ use crate::error::Result;
 use crate::format::SUBJECT_KEY_VERSION;
 use crate::scope::{Scope, SubjectId, TenantId};
 
+/// Whether the store holds records of a scope: a key made ahead for a
+/// scope that does would be a new key over records sealed under a lost one
+/// (`Inner::check_keyless`), so none is. `None`: make no keys ahead.
+pub(crate) type HoldsRecords<'a> = Option<&'a (dyn Fn(Scope) -> bool + Sync)>;
+
+/// Subjects' keys made ahead at most, whatever the options say: the
+/// candidates are looked up under `write`.
+const AHEAD_MAX: u64 = 1024;
+
 /// Key creations waiting for the next group.
 #[derive(Default)]
 pub(super) struct Creations {
@@ -93,12 +102,19 @@ impl Keyring {
     /// Sets how many subjects' keys a group makes ahead of a subject whose
     /// predecessor has a key (0: none).
     pub(crate) fn create_subject_keys_ahead(&self, ahead: u64) {
-        self.creations.ahead.store(ahead, Ordering::Relaxed);
+        self.creations
+            .ahead
+            .store(ahead.min(AHEAD_MAX), Ordering::Relaxed);
     }
 
     /// The key a live scope writes under, created (durably) if it has none,
-    /// in a group with the creations of other threads meanwhile.
-    pub(crate) fn current_key_or_create(&self, scope: Scope) -> Result<Arc<ScopeKey>> {
+    /// in a group with the creations of other threads meanwhile (and keys
+    /// made ahead if this caller leads it and says where records are).
+    pub(crate) fn current_key_or_create(
+        &self,
+        scope: Scope,
+        held: HoldsRecords<'_>,
+    ) -> Result<Arc<ScopeKey>> {
         if let Some(key) = self.current_key(scope)? {
             return Ok(key);
         }
@@ -114,7 +130,7 @@ impl Keyring {
                     // Ends the group even if creating it panics, so that
                     // no member waits for ever.
                     let _ending = EndOfGroup(creations);
-                    self.create_keys(&group)
+                    self.create_keys(&group, held)
                 };
                 // Another member's shard may have failed: that member
                 // finds out from its own retry.
@@ -146,7 +162,7 @@ impl Keyring {
     /// none (and of their tenants, first): each touched shard appended
     /// once, the shards synced in parallel. Scopes sealed or destroyed are
     /// left out (their writers find out from `current_key`).
-    pub(crate) fn create_keys(&self, scopes: &[Scope]) -> Result<()> {
+    pub(crate) fn create_keys(&self, scopes: &[Scope], held: HoldsRecords<'_>) -> Result<()> {
         let _writing = self.write.lock();
         // Every scope is tried, whatever fails for another; the first error
         // is returned.
@@ -169,7 +185,9 @@ impl Keyring {
                 subjects.entry(scope.tenant).or_default().insert(subject);
             }
         }
-        self.add_subjects_ahead(&mut subjects);
+        if let Some(held) = held {
+            self.add_subjects_ahead(&mut subjects, held);
+        }
         let now = self.clock.now_us();
         let mut by_shard: BTreeMap<ShardId, Vec<KeyRecord>> = BTreeMap::new();
         {
@@ -225,17 +243,20 @@ impl Keyring {
     /// Adds to `subjects` (keys about to be made, by tenant) the keys to
     /// make ahead: after each subject whose predecessor has a key or is
     /// made in the same group, the next `ahead` that have none, are not
-    /// sealed and were never destroyed. The caller holds `write`.
-    fn add_subjects_ahead(&self, subjects: &mut BTreeMap<TenantId, BTreeSet<SubjectId>>) {
+    /// sealed, were never destroyed and hold no records. The caller holds
+    /// `write`.
+    fn add_subjects_ahead(
+        &self,
+        subjects: &mut BTreeMap<TenantId, BTreeSet<SubjectId>>,
+        held: &(dyn Fn(Scope) -> bool + Sync),
+    ) {
         let ahead = self.creations.ahead.load(Ordering::Relaxed);
         if ahead == 0 {
             return;
         }
         let keyless = |tenant, subject| {
-            matches!(
-                self.current_key(Scope::subject(tenant, SubjectId(subject))),
-                Ok(None)
-            )
+            let scope = Scope::subject(tenant, SubjectId(subject));
+            matches!(self.current_key(scope), Ok(None)) && !held(scope)
         };
         for (&tenant, made) in subjects.iter_mut() {
             // Only the last of a run of numbers made together counts: the
@@ -290,19 +311,23 @@ mod tests {
         tenant
             .shred_subject(SubjectId(12), ShredOptions::immediate())
             .unwrap();
+        // Nor is a sealed one.
+        let grace = ShredOptions::with_grace(std::time::Duration::from_secs(3600));
+        tenant.shred_subject(SubjectId(14), grace).unwrap();
         let put = |s: u64| tenant.subject(SubjectId(s)).put(b"k", b"v");
         put(10).unwrap();
         assert!(!keyed(&db, 11), "10 has no predecessor with a key");
         let before = groups();
         put(11).unwrap();
         assert_eq!(groups(), before + 1);
-        assert!((13..=15).all(|s| keyed(&db, s)), "made ahead of 11");
+        assert!(keyed(&db, 13) && keyed(&db, 15), "made ahead of 11");
         assert!(!keyed(&db, 16));
         assert!(matches!(put(12), Err(Error::Shredded { .. })));
-        for s in 13..=15 {
-            put(s).unwrap();
-        }
-        assert_eq!(groups(), before + 1, "13 to 15 found their keys made");
+        assert!(tenant.cancel_shred_subject(SubjectId(14)).unwrap());
+        assert!(!keyed(&db, 14), "sealed when 11 was made");
+        put(13).unwrap();
+        put(15).unwrap();
+        assert_eq!(groups(), before + 1, "13 and 15 found their keys made");
         // Numbers out of order make no keys ahead.
         put(100).unwrap();
         put(300).unwrap();
@@ -319,6 +344,16 @@ mod tests {
             .put(b"k", b"v")
             .unwrap();
         assert_eq!(db.inner.keyring.creations.groups(), groups);
+        // Never over records: a scope the store holds records of (its key
+        // lost) gets no key ahead.
+        let holds_23 = |s: Scope| s.subject == Some(SubjectId(23));
+        let scope_21 = Scope::subject(TenantId(1), SubjectId(21));
+        db.inner
+            .keyring
+            .create_keys(&[scope_21], Some(&holds_23))
+            .unwrap();
+        assert!(keyed(&db, 21) && keyed(&db, 22) && keyed(&db, 24));
+        assert!(!keyed(&db, 23));
         // Unused keys go with their tenant.
         db.shred_tenant(TenantId(1), ShredOptions::immediate())
             .unwrap();

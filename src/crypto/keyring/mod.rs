@@ -607,7 +607,7 @@ impl Keyring {
     /// has none); new writes seal under it. Returns the new version.
     pub(crate) fn rotate_tenant(&self, tenant: TenantId) -> Result<u32> {
         let scope = Scope::tenant(tenant);
-        self.current_key_or_create(scope)?;
+        self.current_key_or_create(scope, None)?;
         let _writing = self.write.lock();
         self.check_live(scope)?;
         let id = tenant_shard_of(tenant);
@@ -1147,9 +1147,9 @@ mod tests {
         let subject = Scope::subject(TenantId(2), SubjectId(5));
         let other_token = {
             let k = keyring(dir.path());
-            k.current_key_or_create(tenant).unwrap();
-            k.current_key_or_create(subject).unwrap();
-            let o = k.current_key_or_create(other).unwrap();
+            k.current_key_or_create(tenant, None).unwrap();
+            k.current_key_or_create(subject, None).unwrap();
+            let o = k.current_key_or_create(other, None).unwrap();
             for scope in [tenant, subject] {
                 k.seal(scope, 5, false).unwrap();
                 assert!(!k.destroy_if_due(scope, 4).unwrap(), "not due yet");
@@ -1162,7 +1162,7 @@ mod tests {
         assert_eq!(k.state(tenant).unwrap(), ScopeState::Shredded);
         assert_eq!(k.state(subject).unwrap(), ScopeState::Shredded);
         assert!(matches!(
-            k.current_key_or_create(subject),
+            k.current_key_or_create(subject, None),
             Err(Error::Shredded { .. })
         ));
         assert_eq!(
@@ -1195,7 +1195,7 @@ mod tests {
         let scope = Scope::subject(TenantId(3), SubjectId(4));
         {
             let k = keyring(dir.path());
-            k.current_key_or_create(scope).unwrap();
+            k.current_key_or_create(scope, None).unwrap();
             k.seal(scope, 1234, false).unwrap();
             assert!(matches!(
                 k.current_key(scope),
@@ -1224,7 +1224,7 @@ mod tests {
         let epoch = k.epoch();
         k.anchor_pending().unwrap();
         assert_eq!(k.epoch(), epoch, "nothing moved, no manifest");
-        k.current_key_or_create(Scope::subject(TenantId(2), SubjectId(5)))
+        k.current_key_or_create(Scope::subject(TenantId(2), SubjectId(5)), None)
             .unwrap();
         k.anchor_pending().unwrap();
         assert_eq!(k.epoch(), epoch + 1, "one pass, one manifest");
