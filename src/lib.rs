@@ -63,6 +63,7 @@ pub use engine::db::{ArchiveStatus, Db};
 pub use engine::deadline::{CLOCK_LEAP_MAX, CLOCK_OPEN_GAP_MAX, ClockState};
 pub use engine::handles::{Subject, Tenant};
 pub use engine::scan::Scan;
+pub use engine::scan_cache::ScanCacheStats;
 pub use engine::shred::ShredOptions;
 pub use engine::snapshot::Snapshot;
 pub use engine::standby::{StandbyOptions, StandbyStatus};

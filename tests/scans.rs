@@ -214,6 +214,7 @@ fn a_scan_racing_a_shred_ends_with_shredded_or_what_it_read_before() {
             };
             assert_eq!(warm, 20_000);
         }
+        let served = db.scan_cache_stats().served;
         let outcome = race(&db, subject, delay, || {
             let tenant = db.tenant(TenantId(1));
             if subject {
@@ -225,6 +226,11 @@ fn a_scan_racing_a_shred_ends_with_shredded_or_what_it_read_before() {
                     .unwrap();
             }
         });
+        assert_eq!(
+            db.scan_cache_stats().served,
+            served + u64::from(cached),
+            "round {round}: served from the cache if and only if it is on"
+        );
         if let Outcome::Ended(e) = outcome {
             assert!(matches!(e, Error::Shredded { .. }), "round {round}: {e}");
             ended[usize::from(cached)] += 1;

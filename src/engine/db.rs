@@ -362,6 +362,12 @@ impl Db {
         self.inner.deadlines.trust_wall_clock();
     }
 
+    /// What the scan cache holds, and how many scans it served
+    /// ([`Options::scan_cache_bytes`]; all zeros when it is off).
+    pub fn scan_cache_stats(&self) -> crate::ScanCacheStats {
+        self.inner.scan_cache.stats()
+    }
+
     /// How far the log is shipped to the archive (`None` without one).
     pub fn archive_status(&self) -> Option<ArchiveStatus> {
         self.inner.shipper.as_ref().map(|s| ArchiveStatus {

@@ -41,6 +41,17 @@ use crate::store::Version;
 const ENTRY_BYTES: usize =
     std::mem::size_of::<Entry>() + std::mem::size_of::<Cached>() + std::mem::size_of::<Scope>();
 
+/// What the scan cache holds ([`crate::Db::scan_cache_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanCacheStats {
+    /// Scopes kept.
+    pub scopes: usize,
+    /// Their bytes, counted against the budget.
+    pub bytes: usize,
+    /// Scans served from the cache since the database opened.
+    pub served: u64,
+}
+
 /// One scope's records, opened, in token order.
 pub(crate) struct Cached {
     pub(crate) batches: Vec<Batch>,
@@ -246,17 +257,27 @@ impl ScanCache {
         drop(self.remove_where(|_, _| true));
     }
 
+    /// What the cache holds now.
+    pub(crate) fn stats(&self) -> ScanCacheStats {
+        let state = self.state.lock();
+        ScanCacheStats {
+            scopes: state.entries.len(),
+            bytes: state.bytes,
+            served: self.served.load(Ordering::Relaxed),
+        }
+    }
+
     /// Scopes kept, and their bytes.
     #[cfg(test)]
     pub(crate) fn usage(&self) -> (usize, usize) {
-        let state = self.state.lock();
-        (state.entries.len(), state.bytes)
+        let stats = self.stats();
+        (stats.scopes, stats.bytes)
     }
 
     /// Scans served from the cache so far.
     #[cfg(test)]
     pub(crate) fn served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
+        self.stats().served
     }
 
     /// Whether anything of `tenant` is kept.
