@@ -72,6 +72,15 @@ struct State {
     tick: u64,
 }
 
+impl State {
+    /// Takes `scope`'s entry out, and its bytes off the count.
+    fn take(&mut self, scope: &Scope) -> Option<Entry> {
+        let entry = self.entries.remove(scope)?;
+        self.bytes -= entry.bytes;
+        Some(entry)
+    }
+}
+
 /// The scan cache of one database.
 pub(crate) struct ScanCache {
     budget: usize,
@@ -188,8 +197,7 @@ impl ScanCache {
         {
             return gone;
         }
-        if let Some(old) = state.entries.remove(&scope) {
-            state.bytes -= old.bytes;
+        if let Some(old) = state.take(&scope) {
             gone.push(old.records);
         }
         while state.bytes + bytes > self.budget {
@@ -199,9 +207,7 @@ impl ScanCache {
                 .min_by_key(|(_, entry)| entry.used)
                 .map(|(scope, _)| *scope)
                 .expect("entries hold the bytes counted");
-            let evicted = state.entries.remove(&oldest).expect("just found");
-            state.bytes -= evicted.bytes;
-            gone.push(evicted.records);
+            gone.push(state.take(&oldest).expect("just found").records);
         }
         state.tick += 1;
         state.bytes += bytes;
@@ -236,13 +242,10 @@ impl ScanCache {
             .filter(|(scope, entry)| goes(scope, entry))
             .map(|(scope, _)| *scope)
             .collect();
-        let mut gone = Vec::with_capacity(gone_keys.len());
-        for scope in gone_keys {
-            let entry = state.entries.remove(&scope).expect("just found");
-            state.bytes -= entry.bytes;
-            gone.push(entry);
-        }
-        gone
+        gone_keys
+            .iter()
+            .map(|scope| state.take(scope).expect("just found"))
+            .collect()
     }
 
     /// Drops what is kept of every scope written since (its version is not
