@@ -77,7 +77,7 @@ impl Inner {
         }
         if missing.len() >= 2 {
             self.keyring
-                .create_keys(&missing, Some(&|s| self.holds_records(s)))?;
+                .create_keys(&missing, Some(&|s| self.may_hold_records(s)))?;
         }
         Ok(())
     }
@@ -209,15 +209,19 @@ impl Inner {
         }
         self.check_keyless(scope)?;
         self.keyring
-            .current_key_or_create(scope, Some(&|s| self.holds_records(s)))
+            .current_key_or_create(scope, Some(&|s| self.may_hold_records(s)))
     }
 
-    /// Whether the store holds records of `scope` (an error counts as yes:
-    /// what this guards is a key made over records).
-    fn holds_records(&self, scope: Scope) -> bool {
-        self.store
-            .holds_any(&key_codec::shred_prefix(scope))
-            .unwrap_or(true)
+    /// Whether the store holds records of `scope` (a subject's, or a
+    /// tenant's and its subjects').
+    fn holds_records(&self, scope: Scope) -> Result<bool> {
+        self.store.holds_any(&key_codec::shred_prefix(scope))
+    }
+
+    /// [`Inner::holds_records`], an error counting as yes: what it guards
+    /// (keys made ahead) must never make a key over records.
+    fn may_hold_records(&self, scope: Scope) -> bool {
+        self.holds_records(scope).unwrap_or(true)
     }
 
     /// Every key version of a live scope, for reading; `None` only for a
@@ -243,9 +247,7 @@ impl Inner {
         // Data found may be a concurrent first write's, with the key made
         // since this caller looked (or the scope sealed or shredded since:
         // `keys` says so): only data with still no key is a lost key.
-        if self.store.holds_any(&key_codec::shred_prefix(lacking))?
-            && self.keyring.keys(lacking)?.is_none()
-        {
+        if self.holds_records(lacking)? && self.keyring.keys(lacking)?.is_none() {
             tracing::error!(
                 scope = %lacking,
                 file = %shard.display(),
