@@ -73,11 +73,14 @@ pub use scope::{Scope, SubjectId, TenantId};
 pub use ship::backup::BackupInfo;
 pub use ship::retention::{RetentionPlan, RetentionPolicy};
 
-/// The store's RocksDB options, reachable from benchmarks: the comparison
-/// bench runs raw RocksDB with exactly these. Not a stable API.
+/// The store's RocksDB options (default memtables), reachable from
+/// benchmarks: the comparison bench runs raw RocksDB with exactly these. Not a stable API.
 #[doc(hidden)]
 pub fn store_rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
-    store::rocksdb_options(block_cache_bytes)
+    store::rocksdb_options(store::StoreMemory {
+        block_cache_bytes,
+        ..Default::default()
+    })
 }
 
 /// The AEAD, reachable from benchmarks: the comparison bench measures the

@@ -70,6 +70,12 @@ pub struct Options {
     pub compression_threshold_bytes: usize,
     /// Size of RocksDB's block cache. Default 64 MiB.
     pub block_cache_bytes: usize,
+    /// Size of each of the store's memtables (RocksDB's write buffer), where
+    /// applied writes gather before a flush writes them to a table file;
+    /// RocksDB keeps up to two. Default 64 MiB. Smaller ones stall a
+    /// sustained load sooner; larger ones stall it less with large values,
+    /// and leave more log to replay after a crash (PERFORMANCE.md).
+    pub memtable_bytes: usize,
     /// Threads that open a scan's records ahead of it (started at the
     /// first scan longer than one batch; 0: every scan opens its records
     /// on the caller's thread). Default: the machine's cores, at most 8.
@@ -162,6 +168,8 @@ impl ArchiveOptions {
 
 /// The store's block cache, by default.
 pub(crate) const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+/// The store's memtable size, by default.
+pub(crate) const MEMTABLE_BYTES_DEFAULT: usize = 64 << 20;
 /// Subjects' keys made ahead by default: one sync in 33 for a writer
 /// creating subjects in order, about 3 KB of keys left unused at most.
 const SUBJECT_KEYS_AHEAD_DEFAULT: u64 = 32;
@@ -179,6 +187,7 @@ impl Options {
             create_if_missing: true,
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
+            memtable_bytes: MEMTABLE_BYTES_DEFAULT,
             scan_threads: std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .min(SCAN_THREADS_MAX),
@@ -234,6 +243,12 @@ impl Options {
     /// Sets the memory of the scan cache (0: off).
     pub fn scan_cache_bytes(mut self, bytes: usize) -> Self {
         self.scan_cache_bytes = bytes;
+        self
+    }
+
+    /// Sets the size of the store's memtables.
+    pub fn memtable_bytes(mut self, bytes: usize) -> Self {
+        self.memtable_bytes = bytes;
         self
     }
 

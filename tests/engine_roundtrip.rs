@@ -222,6 +222,60 @@ fn small_segments_roll_and_flush_removes_the_redundant_ones() {
     assert_eq!(t.get(&499u32.to_le_bytes()).unwrap(), Some(vec![7u8; 200]));
 }
 
+/// Bytes of the store's table files: what its memtables flushed so far.
+fn table_bytes(db: &Db) -> u64 {
+    let bytes = db.store_property("rocksdb.live-sst-files-size").unwrap();
+    bytes.trim().parse().unwrap()
+}
+
+#[test]
+fn the_memtable_size_decides_when_the_store_flushes_on_its_own() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    // 2,000 incompressible records of 2 KiB: 4 MiB, far below the default
+    // memtable and 16 times the small one.
+    let values: Vec<Vec<u8>> = (0..2000)
+        .map(|_| (0..2048).map(|_| rng.random()).collect())
+        .collect();
+    let write = |db: &Db| {
+        let t = db.tenant(TenantId(1));
+        for (i, value) in values.iter().enumerate() {
+            t.put(&(i as u32).to_le_bytes(), value).unwrap();
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options()).unwrap();
+    write(&db);
+    // (Opening a database flushes a few meta values.)
+    assert!(
+        table_bytes(&db) < 64 << 10,
+        "4 MiB stay in a 64 MiB memtable"
+    );
+    drop(db);
+
+    let small = || options().memtable_bytes(256 << 10);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
+    write(&db);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while table_bytes(&db) < 2 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a 256 KiB memtable flushes 4 MiB of writes by itself"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(db);
+    let db = Db::open(dir.path(), small()).unwrap();
+    let t = db.tenant(TenantId(1));
+    assert_eq!(t.scan().unwrap().count(), values.len());
+    for (i, value) in values.iter().enumerate().step_by(97) {
+        assert_eq!(
+            t.get(&(i as u32).to_le_bytes()).unwrap().as_ref(),
+            Some(value)
+        );
+    }
+}
+
 #[test]
 fn the_store_is_rebuilt_from_the_log_alone() {
     let dir = tempfile::tempdir().unwrap();

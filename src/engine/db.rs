@@ -25,7 +25,7 @@ use crate::options::{Durability, MasterKeySource, Options};
 use crate::ship::backup::{BackupInfo, Backups, checkpoint_store};
 use crate::ship::keys::KeyringShipper;
 use crate::ship::shipper::Shipper;
-use crate::store::Store;
+use crate::store::{Store, StoreMemory};
 use crate::wal::{LogWriter, SegmentOptions};
 
 /// How often the background thread runs maintenance: removing redundant
@@ -155,7 +155,7 @@ impl Db {
         let mac_key = root.frame_mac_key(&log_id);
         // The store first: it says which keyring it has seen, and the
         // keyring's checks must all pass before it repairs anything.
-        let store = Store::open(path, options.block_cache_bytes)?;
+        let store = Store::open(path, StoreMemory::from(&options))?;
         store.bind(&log_id)?;
         if store.keyring_epoch()? > manifest.epoch {
             // The store saw a newer keyring than this one: the keyring (its
@@ -366,6 +366,13 @@ impl Db {
     /// ([`Options::scan_cache_bytes`]; all zeros when it is off).
     pub fn scan_cache_stats(&self) -> crate::ScanCacheStats {
         self.inner.scan_cache.stats()
+    }
+
+    /// A RocksDB property of the store (`rocksdb.num-files-at-level0`,
+    /// `rocksdb.stats`, ...), for benchmarks. Not a stable API.
+    #[doc(hidden)]
+    pub fn store_property(&self, name: &str) -> Option<String> {
+        self.inner.store.property(name)
     }
 
     /// How far the log is shipped to the archive (`None` without one).

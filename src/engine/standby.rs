@@ -40,7 +40,7 @@ use crate::options::{MasterKeySource, Options};
 use crate::restore::history::History;
 use crate::restore::{RestoreOptions, RestoreTarget, replay_pieces, restore};
 use crate::ship::names;
-use crate::store::{Store, key_codec};
+use crate::store::{Store, StoreMemory, key_codec};
 
 /// How often a standby asks the archive for news, by default.
 const POLL_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
@@ -298,7 +298,7 @@ pub(crate) fn finish_promotion(
         false => manifest.for_history(new_id),
     };
     {
-        let store = Store::open(path, crate::options::BLOCK_CACHE_BYTES_DEFAULT)?;
+        let store = Store::open(path, StoreMemory::default())?;
         store.adopt(&new_id, manifest.epoch)?;
     }
     files.remove_dir_durable(&path.join(WAL_DIR))?;

@@ -53,7 +53,7 @@ use crate::fs::{FileSystem, Files, OsFileSystem};
 use crate::options::MasterKeySource;
 use crate::scope::{Scope, TenantId};
 use crate::ship::names;
-use crate::store::{Store, key_codec};
+use crate::store::{Store, StoreMemory, key_codec};
 use crate::wal::read_piece;
 
 pub use verify::{Problem, VerifyOptions, VerifyReport, verify};
@@ -495,7 +495,7 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         marker.stage = Stage::Replay;
         marker.write(&files, dest)?;
     }
-    let store = Store::open(dest, crate::options::BLOCK_CACHE_BYTES_DEFAULT)?;
+    let store = Store::open(dest, StoreMemory::default())?;
     if let Some(tenant) = options.tenant {
         store.retain_prefix(&key_codec::shred_prefix(Scope::tenant(tenant)))?;
     }

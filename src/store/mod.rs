@@ -105,13 +105,41 @@ fn store_err(e: rocksdb::Error) -> Error {
     Error::Store(e.into_string())
 }
 
-/// The store's RocksDB options: a block cache of `block_cache_bytes` (index
-/// and filter blocks kept out of it, in the table readers: with them in the
-/// cache, random reads over a larger data set evicted and re-read them), a
-/// bloom filter of 10 bits per key, no compression, 2 background threads.
-pub(crate) fn rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
+/// The memory the store's RocksDB may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreMemory {
+    /// The block cache.
+    pub(crate) block_cache_bytes: usize,
+    /// Each memtable (RocksDB's write buffer).
+    pub(crate) memtable_bytes: usize,
+}
+
+impl Default for StoreMemory {
+    fn default() -> StoreMemory {
+        StoreMemory {
+            block_cache_bytes: crate::options::BLOCK_CACHE_BYTES_DEFAULT,
+            memtable_bytes: crate::options::MEMTABLE_BYTES_DEFAULT,
+        }
+    }
+}
+
+impl From<&crate::Options> for StoreMemory {
+    fn from(options: &crate::Options) -> StoreMemory {
+        StoreMemory {
+            block_cache_bytes: options.block_cache_bytes,
+            memtable_bytes: options.memtable_bytes,
+        }
+    }
+}
+
+/// The store's RocksDB options: a block cache (index and filter blocks kept
+/// out of it, in the table readers: with them in the cache, random reads
+/// over a larger data set evicted and re-read them), a bloom filter of 10
+/// bits per key, no compression, 2 background threads, memtables of the
+/// given size.
+pub(crate) fn rocksdb_options(memory: StoreMemory) -> rocksdb::Options {
     let mut table = BlockBasedOptions::default();
-    table.set_block_cache(&Cache::new_lru_cache(block_cache_bytes));
+    table.set_block_cache(&Cache::new_lru_cache(memory.block_cache_bytes));
     table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(false);
     let mut options = rocksdb::Options::default();
@@ -120,14 +148,15 @@ pub(crate) fn rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
     // Values are sealed and keys are tokens: nothing to compress.
     options.set_compression_type(rocksdb::DBCompressionType::None);
     options.increase_parallelism(2);
+    options.set_write_buffer_size(memory.memtable_bytes);
     options
 }
 
 impl Store {
     /// Opens (or creates) the store under the data directory.
-    pub(crate) fn open(data_dir: &Path, block_cache_bytes: usize) -> Result<Store> {
+    pub(crate) fn open(data_dir: &Path, memory: StoreMemory) -> Result<Store> {
         let path = data_dir.join(STORE_DIR);
-        let db = DB::open(&rocksdb_options(block_cache_bytes), &path).map_err(store_err)?;
+        let db = DB::open(&rocksdb_options(memory), &path).map_err(store_err)?;
         let mut write_options = WriteOptions::default();
         // Our log is the WAL; a crash loses only what the log replays.
         write_options.disable_wal(true);
@@ -278,6 +307,11 @@ impl Store {
     /// since (`versions.rs`).
     pub(crate) fn version(&self, scope: Scope) -> Option<Version> {
         self.versions.version(scope)
+    }
+
+    /// A RocksDB property (`None` if RocksDB has no such property).
+    pub(crate) fn property(&self, name: &str) -> Option<String> {
+        self.db.property_value(name).ok().flatten()
     }
 
     /// The sealed record stored under `key`, read from `snapshot` if given.
