@@ -2,8 +2,8 @@
 //! strongroom for a long window, with the store's memtables at each size
 //! asked for, so that flushes and compactions have time to fall behind.
 //! Per slice of the window: puts/s, level-0 files and the compaction debt
-//! RocksDB estimates; at its end, the time RocksDB stalled writes, the
-//! store's size, and point reads of keys written.
+//! RocksDB estimates; at its end, the time RocksDB stalled writes and why,
+//! the store's size, and point reads of keys written.
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=$HOME/.cache/strongroom/target cargo bench --bench load -- \
@@ -142,6 +142,9 @@ fn main() {
                 n as f64 / start.elapsed().as_secs_f64()
             );
             println!("{}", stats_line(&db, "Cumulative stall"));
+            // Which limit stalled them: level-0 files, or memtables
+            // waiting for their flush.
+            println!("{}", stats_line(&db, "Write Stall (count): cf-"));
             println!(
                 "live table files: {} MiB",
                 property(&db, "rocksdb.live-sst-files-size") >> 20
