@@ -74,7 +74,8 @@ pub use ship::backup::BackupInfo;
 pub use ship::retention::{RetentionPlan, RetentionPolicy};
 
 /// The store's RocksDB options (default memtables), reachable from
-/// benchmarks: the comparison bench runs raw RocksDB with exactly these. Not a stable API.
+/// benchmarks: the comparison bench runs raw RocksDB with exactly these.
+/// Not a stable API.
 #[doc(hidden)]
 pub fn store_rocksdb_options(block_cache_bytes: usize) -> rocksdb::Options {
     store::rocksdb_options(store::StoreMemory {
