@@ -105,6 +105,10 @@ fn store_err(e: rocksdb::Error) -> Error {
     Error::Store(e.into_string())
 }
 
+/// RocksDB's background threads at most, whatever the cores: the pool is
+/// the process's, shared by every store in it.
+const BACKGROUND_THREADS_MAX: usize = 8;
+
 /// The memory the store's RocksDB may use.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StoreMemory {
@@ -135,8 +139,8 @@ impl From<&crate::Options> for StoreMemory {
 /// The store's RocksDB options: a block cache (index and filter blocks kept
 /// out of it, in the table readers: with them in the cache, random reads
 /// over a larger data set evicted and re-read them), a bloom filter of 10
-/// bits per key, no compression, 2 background threads, memtables of the
-/// given size.
+/// bits per key, no compression, background threads for flushes and
+/// compactions one per core (2 to 8), memtables of the given size.
 pub(crate) fn rocksdb_options(memory: StoreMemory) -> rocksdb::Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&Cache::new_lru_cache(memory.block_cache_bytes));
@@ -147,7 +151,10 @@ pub(crate) fn rocksdb_options(memory: StoreMemory) -> rocksdb::Options {
     options.set_block_based_table_factory(&table);
     // Values are sealed and keys are tokens: nothing to compress.
     options.set_compression_type(rocksdb::DBCompressionType::None);
-    options.increase_parallelism(2);
+    // A sustained load stalls on flushes and compactions (benches/load.rs),
+    // so they get the machine's cores, as RocksDB's tuning guide advises.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    options.increase_parallelism(cores.clamp(2, BACKGROUND_THREADS_MAX) as i32);
     options.set_write_buffer_size(memory.memtable_bytes);
     options
 }
