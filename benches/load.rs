@@ -150,7 +150,7 @@ fn main() {
                 property(&db, "rocksdb.live-sst-files-size") >> 20
             );
             let (reads_start, mut reads, mut i) = (Instant::now(), 0u64, 0u64);
-            while reads_start.elapsed() < READS {
+            while n > 0 && reads_start.elapsed() < READS {
                 for _ in 0..100 {
                     let m = splitmix64(i) % n;
                     let got = tenants[(m % TENANTS) as usize].get(&key(m)).expect("get");

@@ -72,9 +72,10 @@ pub struct Options {
     pub block_cache_bytes: usize,
     /// Size of each of the store's memtables (RocksDB's write buffer), where
     /// applied writes gather before a flush writes them to a table file;
-    /// RocksDB keeps up to two. Default 64 MiB. Smaller ones stall a
-    /// sustained load sooner; larger ones stall it less with large values,
-    /// and leave more log to replay after a crash (PERFORMANCE.md).
+    /// RocksDB keeps up to two. Default 64 MiB; at least 64 KiB. Smaller
+    /// ones stall a sustained load sooner; larger ones stall it less with
+    /// large values, and, past the log's segment size, can leave more log
+    /// to replay after a crash (PERFORMANCE.md).
     pub memtable_bytes: usize,
     /// Threads that open a scan's records ahead of it (started at the
     /// first scan longer than one batch; 0: every scan opens its records
@@ -176,6 +177,18 @@ const SUBJECT_KEYS_AHEAD_DEFAULT: u64 = 32;
 /// Read-ahead threads by default at most: past a few, a scan is bound by
 /// the one thread reading the store.
 const SCAN_THREADS_MAX: usize = 8;
+/// The store's background jobs (flushes and compactions) at most, whatever
+/// the cores: RocksDB's thread pools are the process's, shared by every
+/// store in it.
+pub(crate) const BACKGROUND_JOBS_MAX: usize = 8;
+/// The smallest memtable accepted: RocksDB would raise a smaller one to
+/// this silently.
+pub(crate) const MEMTABLE_BYTES_MIN: usize = 64 << 10;
+
+/// The machine's cores (2 if it cannot say).
+pub(crate) fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 impl Options {
     /// Default options with the given master key source.
@@ -188,9 +201,7 @@ impl Options {
             compression_threshold_bytes: COMPRESSION_THRESHOLD_DEFAULT,
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             memtable_bytes: MEMTABLE_BYTES_DEFAULT,
-            scan_threads: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(SCAN_THREADS_MAX),
+            scan_threads: machine_cores().min(SCAN_THREADS_MAX),
             scan_cache_bytes: 0,
             subject_keys_ahead: SUBJECT_KEYS_AHEAD_DEFAULT,
             clock: Arc::new(SystemClock),

@@ -256,14 +256,11 @@ fn the_memtable_size_decides_when_the_store_flushes_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), small()).unwrap();
     write(&db);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while table_bytes(&db) < 2 << 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a 256 KiB memtable flushes 4 MiB of writes by itself"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(
+        "a 256 KiB memtable flushing 4 MiB of writes by itself",
+        Duration::from_millis(20),
+        || table_bytes(&db) >= 2 << 20,
+    );
     drop(db);
     let db = Db::open(dir.path(), small()).unwrap();
     let t = db.tenant(TenantId(1));
@@ -274,6 +271,13 @@ fn the_memtable_size_decides_when_the_store_flushes_on_its_own() {
             Some(value)
         );
     }
+    drop(db);
+    // Below RocksDB's floor, which it would apply silently: refused.
+    let refused = Db::open(dir.path(), options().memtable_bytes(16 << 10)).err();
+    assert!(
+        matches!(refused, Some(Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
 }
 
 #[test]

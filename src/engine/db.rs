@@ -21,7 +21,7 @@ use crate::format::{
     RESTORE_FILE, SEGMENT_BYTES_MIN, SHIPPED_FILE, STANDBY_FILE, STORE_DIR, WAL_DIR,
 };
 use crate::fs::{FileLock, Files};
-use crate::options::{Durability, MasterKeySource, Options};
+use crate::options::{Durability, MEMTABLE_BYTES_MIN, MasterKeySource, Options};
 use crate::ship::backup::{BackupInfo, Backups, checkpoint_store};
 use crate::ship::keys::KeyringShipper;
 use crate::ship::shipper::Shipper;
@@ -121,6 +121,9 @@ impl Db {
     ) -> Result<Db> {
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(Error::InvalidArgument("segment_bytes_max below 4 KiB"));
+        }
+        if options.memtable_bytes < MEMTABLE_BYTES_MIN {
+            return Err(Error::InvalidArgument("memtable_bytes below 64 KiB"));
         }
         if let Some(archive) = &options.archive
             && (archive.ship_interval.is_zero() || archive.backup_interval == Some(Duration::ZERO))
@@ -368,11 +371,23 @@ impl Db {
         self.inner.scan_cache.stats()
     }
 
-    /// A RocksDB property of the store (`rocksdb.num-files-at-level0`,
-    /// `rocksdb.stats`, ...), for benchmarks. Not a stable API.
+    /// A RocksDB property of the store that counts or sizes things
+    /// (`rocksdb.num-files-at-level0`, `rocksdb.stats`, ...), for
+    /// benchmarks; `None` for the others, some of which print keys (scope
+    /// ids). Not a stable API.
     #[doc(hidden)]
     pub fn store_property(&self, name: &str) -> Option<String> {
-        self.inner.store.property(name)
+        const COUNTS: [&str; 4] = [
+            "rocksdb.num-files-at-level",
+            "rocksdb.estimate-pending-compaction-bytes",
+            "rocksdb.live-sst-files-size",
+            "rocksdb.stats",
+        ];
+        COUNTS
+            .iter()
+            .any(|count| name.starts_with(count))
+            .then(|| self.inner.store.property(name))
+            .flatten()
     }
 
     /// How far the log is shipped to the archive (`None` without one).

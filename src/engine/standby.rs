@@ -174,6 +174,7 @@ impl Db {
                 restore_options = restore_options.history(history);
             }
             restore_options.keep_history = true;
+            restore_options.memory = StoreMemory::from(&options);
             restore(path, &restore_options)?;
         }
         let manifest = Keyring::read_manifest(&files, &path.join(KEYRING_DIR))?

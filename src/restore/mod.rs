@@ -279,6 +279,9 @@ pub struct RestoreOptions {
     /// Keeps the source's history (a standby, which goes on applying it)
     /// instead of starting a new one.
     pub(crate) keep_history: bool,
+    /// The restored store's memory while it replays (a standby's: its
+    /// options'; default: the defaults).
+    pub(crate) memory: StoreMemory,
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -307,6 +310,7 @@ impl RestoreOptions {
             file_system: Arc::new(OsFileSystem),
             progress: None,
             keep_history: false,
+            memory: StoreMemory::default(),
         }
     }
 
@@ -495,7 +499,7 @@ pub fn restore(dest: impl AsRef<Path>, options: &RestoreOptions) -> Result<Resto
         marker.stage = Stage::Replay;
         marker.write(&files, dest)?;
     }
-    let store = Store::open(dest, StoreMemory::default())?;
+    let store = Store::open(dest, options.memory)?;
     if let Some(tenant) = options.tenant {
         store.retain_prefix(&key_codec::shred_prefix(Scope::tenant(tenant)))?;
     }

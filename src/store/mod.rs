@@ -29,6 +29,7 @@ use crate::format::{
     APPLIED_LEN, APPLIED_LEN_V1, LOG_ID_LEN, LSN_MAX, META_APPLIED_LSN, META_CLOCK_SEEN,
     META_DATABASE, META_KEYRING_EPOCH, STORE_DIR,
 };
+use crate::options::{BACKGROUND_JOBS_MAX, machine_cores};
 use crate::scope::Scope;
 use crate::wal::entry::{Entry, Op};
 use crate::wal::frame::Mac;
@@ -105,10 +106,6 @@ fn store_err(e: rocksdb::Error) -> Error {
     Error::Store(e.into_string())
 }
 
-/// RocksDB's background threads at most, whatever the cores: the pool is
-/// the process's, shared by every store in it.
-const BACKGROUND_THREADS_MAX: usize = 8;
-
 /// The memory the store's RocksDB may use.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StoreMemory {
@@ -139,8 +136,8 @@ impl From<&crate::Options> for StoreMemory {
 /// The store's RocksDB options: a block cache (index and filter blocks kept
 /// out of it, in the table readers: with them in the cache, random reads
 /// over a larger data set evicted and re-read them), a bloom filter of 10
-/// bits per key, no compression, background threads for flushes and
-/// compactions one per core (2 to 8), memtables of the given size.
+/// bits per key, no compression, a background job (flush or compaction)
+/// per core (2 to 8), memtables of the given size.
 pub(crate) fn rocksdb_options(memory: StoreMemory) -> rocksdb::Options {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&Cache::new_lru_cache(memory.block_cache_bytes));
@@ -151,10 +148,13 @@ pub(crate) fn rocksdb_options(memory: StoreMemory) -> rocksdb::Options {
     options.set_block_based_table_factory(&table);
     // Values are sealed and keys are tokens: nothing to compress.
     options.set_compression_type(rocksdb::DBCompressionType::None);
-    // A sustained load stalls on flushes and compactions (benches/load.rs),
-    // so they get the machine's cores, as RocksDB's tuning guide advises.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    options.increase_parallelism(cores.clamp(2, BACKGROUND_THREADS_MAX) as i32);
+    // A sustained load stalls on flushes and compactions (benches/load.rs).
+    // RocksDB gives a quarter of the jobs (at least one) to flushes and the
+    // rest to compactions, and grows its process-wide thread pools to fit
+    // at open, never shrinking them: an embedding application's own RocksDB
+    // keeps its threads. (`increase_parallelism` would set the pools.)
+    let jobs = machine_cores().clamp(2, BACKGROUND_JOBS_MAX);
+    options.set_max_background_jobs(jobs as i32);
     options.set_write_buffer_size(memory.memtable_bytes);
     options
 }
