@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use strongroom::{Db, Durability, Options, TenantId};
 
+#[path = "common/keys.rs"]
+mod keys;
+use keys::{random_key, splitmix64};
+
 const TENANTS: u64 = 8;
 const READS: Duration = Duration::from_secs(5);
 
@@ -52,21 +56,6 @@ fn config() -> Config {
         }
     }
     config
-}
-
-fn splitmix64(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The `n`th key: random, so every engine scatters it.
-fn key(n: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&splitmix64(n).to_be_bytes());
-    k[8..].copy_from_slice(&n.to_be_bytes());
-    k
 }
 
 /// Incompressible values of one size (compression would shrink a repeated
@@ -126,7 +115,7 @@ fn main() {
                     for _ in 0..100 {
                         let tenant = &tenants[(n % TENANTS) as usize];
                         let value = &values[(n % values.len() as u64) as usize];
-                        tenant.put(&key(n), value).expect("put");
+                        tenant.put(&random_key(n), value).expect("put");
                         n += 1;
                     }
                 }
@@ -153,7 +142,9 @@ fn main() {
             while n > 0 && reads_start.elapsed() < READS {
                 for _ in 0..100 {
                     let m = splitmix64(i) % n;
-                    let got = tenants[(m % TENANTS) as usize].get(&key(m)).expect("get");
+                    let got = tenants[(m % TENANTS) as usize]
+                        .get(&random_key(m))
+                        .expect("get");
                     assert!(got.is_some(), "record {m} was written");
                     reads += 1;
                     i += 1;

@@ -44,6 +44,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strongroom::{Db, Error, Options, ScopeState, ShredOptions, Tenant, TenantId, WriteBatch};
 
+#[path = "common/keys.rs"]
+mod keys;
+use keys::random_key as key;
+
 const VALUE_LEN: usize = 256;
 /// Distinct values the puts cycle through.
 const VALUE_POOL: usize = 256;
@@ -51,21 +55,6 @@ const VALUE_POOL: usize = 256;
 const LOAD_BATCH: u64 = 1_000;
 const SMALL: u64 = 1_000;
 const LARGE: u64 = 1_000_000;
-
-/// The `n`th key: 16 distinct, random-looking bytes.
-fn key(n: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&splitmix64(n).to_be_bytes());
-    k[8..].copy_from_slice(&n.to_be_bytes());
-    k
-}
-
-fn splitmix64(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Random values, generated once.
 fn value_pool() -> Vec<Vec<u8>> {

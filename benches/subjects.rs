@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use strongroom::{Db, Options, SubjectId, TenantId, WriteBatch};
 
+#[path = "common/keys.rs"]
+mod keys;
+use keys::splitmix64;
+
 const WINDOW: Duration = Duration::from_secs(3);
 const VALUE: [u8; 256] = [0x5c; 256];
 const IMPORT_BATCH: u64 = 10_000;
@@ -75,12 +79,12 @@ fn main() {
                 let side = (side + round) % 3;
                 rates[side] = run(threads, |i| {
                     let subject = match side {
-                        0 => SubjectId(splitmix(i) % EXISTING),
+                        0 => SubjectId(splitmix64(i) % EXISTING),
                         1 => SubjectId(next_new.fetch_add(1, Ordering::Relaxed)),
                         // Far from the others, and never one apart: even.
                         _ => {
                             let n = next_random.fetch_add(1, Ordering::Relaxed);
-                            SubjectId((1 << 48) | (splitmix(n) >> 20 << 1))
+                            SubjectId((1 << 48) | (splitmix64(n) >> 20 << 1))
                         }
                     };
                     tenant.subject(subject).put(b"k", &VALUE).expect("put");
@@ -173,13 +177,6 @@ fn batches(count: u64, value: &[u8]) -> impl Iterator<Item = WriteBatch> + '_ {
         }
         batch
     })
-}
-
-fn splitmix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -12,6 +12,8 @@
 
 mod config;
 mod engines;
+#[path = "../common/keys.rs"]
+mod keys;
 mod limits;
 mod report;
 mod workload;

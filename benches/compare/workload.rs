@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::keys::splitmix64;
+
 /// Distinct values each value size cycles through.
 const VALUE_POOL: usize = 256;
 
@@ -30,13 +32,6 @@ pub fn sequential_key(tenant: u32, n: u64) -> [u8; 16] {
     k[..4].copy_from_slice(&tenant.to_be_bytes());
     k[8..].copy_from_slice(&n.to_be_bytes());
     k
-}
-
-fn splitmix64(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Random (incompressible) values of one size, generated once.
