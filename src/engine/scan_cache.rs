@@ -270,19 +270,6 @@ impl ScanCache {
         }
     }
 
-    /// Scopes kept, and their bytes.
-    #[cfg(test)]
-    pub(crate) fn usage(&self) -> (usize, usize) {
-        let stats = self.stats();
-        (stats.scopes, stats.bytes)
-    }
-
-    /// Scans served from the cache so far.
-    #[cfg(test)]
-    pub(crate) fn served(&self) -> u64 {
-        self.stats().served
-    }
-
     /// Whether anything of `tenant` is kept.
     #[cfg(test)]
     pub(crate) fn holds_tenant(&self, tenant: crate::scope::TenantId) -> bool {
@@ -295,7 +282,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
-    use super::Ordering;
+    use super::{Ordering, ScanCacheStats};
     use crate::{Db, Error, Options, ShredOptions, SubjectId, TenantId, WriteBatch};
 
     fn open(dir: &std::path::Path, budget: usize) -> Db {
@@ -339,39 +326,43 @@ mod tests {
         fill(&db, TenantId(2), 10);
         let first = scan(&db, TenantId(1));
         assert_eq!(first.len(), 3000);
-        assert_eq!(cache.usage().0, 1, "kept at the end of a whole scan");
-        assert_eq!(cache.served(), 0);
+        assert_eq!(cache.stats().scopes, 1, "kept at the end of a whole scan");
+        assert_eq!(cache.stats().served, 0);
         assert_eq!(scan(&db, TenantId(1)), first);
-        assert_eq!(cache.served(), 1, "served from the cache");
+        assert_eq!(cache.stats().served, 1, "served from the cache");
 
         // A scan dropped half-way keeps nothing new and serves nothing stale.
         db.tenant(TenantId(1)).put(b"k0", b"changed").unwrap();
         let mut partial = db.tenant(TenantId(1)).scan().unwrap();
         partial.next().unwrap().unwrap();
         drop(partial);
-        assert_eq!(cache.served(), 1, "a changed scope is read from the store");
+        assert_eq!(
+            cache.stats().served,
+            1,
+            "a changed scope is read from the store"
+        );
         let changed = scan(&db, TenantId(1));
-        assert_eq!(cache.served(), 1);
+        assert_eq!(cache.stats().served, 1);
         assert_eq!(changed.len(), 3000);
         assert!(changed.contains(&(b"k0".to_vec(), b"changed".to_vec())));
         assert_eq!(scan(&db, TenantId(1)), changed);
-        assert_eq!(cache.served(), 2);
+        assert_eq!(cache.stats().served, 2);
 
         // Writes to another tenant leave it be; a delete does not.
         db.tenant(TenantId(2)).put(b"x", b"y").unwrap();
         assert_eq!(scan(&db, TenantId(1)), changed);
-        assert_eq!(cache.served(), 3);
+        assert_eq!(cache.stats().served, 3);
         db.tenant(TenantId(1)).delete(b"k1").unwrap();
         assert_eq!(scan(&db, TenantId(1)).len(), 2999);
-        assert_eq!(cache.served(), 3);
+        assert_eq!(cache.stats().served, 3);
         assert_eq!(scan(&db, TenantId(1)).len(), 2999);
-        assert_eq!(cache.served(), 4);
+        assert_eq!(cache.stats().served, 4);
         // A write leaves the old records in memory until the next pass.
         assert_eq!(scan(&db, TenantId(2)).len(), 11);
         db.tenant(TenantId(2)).put(b"x", b"z").unwrap();
-        assert_eq!(cache.usage().0, 2);
+        assert_eq!(cache.stats().scopes, 2);
         db.run_maintenance().unwrap();
-        assert_eq!(cache.usage().0, 1, "tenant 2's old records dropped");
+        assert_eq!(cache.stats().scopes, 1, "tenant 2's old records dropped");
         assert!(cache.holds_tenant(TenantId(1)));
         // An empty scope (keyed, its records deleted) takes no entry.
         db.tenant(TenantId(9)).put(b"a", b"b").unwrap();
@@ -383,7 +374,7 @@ mod tests {
         let view = db.tenant(TenantId(1)).snapshot().unwrap();
         assert_eq!(view.scan().unwrap().count(), 2999);
         assert_eq!(
-            cache.served(),
+            cache.stats().served,
             5,
             "the snapshot was taken at the cached version"
         );
@@ -396,7 +387,7 @@ mod tests {
         let seen: Vec<_> = view.scan().unwrap().map(Result::unwrap).collect();
         assert_eq!(seen.len(), 2999, "the snapshot's moment, not the cache's");
         assert!(!seen.iter().any(|(k, _)| k == b"k1"));
-        assert_eq!(cache.served(), 5);
+        assert_eq!(cache.stats().served, 5);
     }
 
     #[test]
@@ -418,13 +409,17 @@ mod tests {
             live()
         };
         scan(&db, TenantId(1));
-        let (entries, bytes) = cache.usage();
+        let ScanCacheStats {
+            scopes: entries,
+            bytes,
+            ..
+        } = cache.stats();
         assert_eq!(entries, 1);
         assert!(bytes > 2 << 20 && bytes <= 4 << 20, "{bytes}");
         let held = live();
         assert!(held > 0);
         scan(&db, TenantId(2));
-        assert_eq!(cache.usage().0, 1, "the least recently used went");
+        assert_eq!(cache.stats().scopes, 1, "the least recently used went");
         assert!(cache.holds_tenant(TenantId(2)));
         assert_eq!(live_soon(held), held, "and its batches with it");
 
@@ -437,7 +432,7 @@ mod tests {
         // Fills in flight share the budget: while one scan holds most of
         // tenant 1, another cannot keep tenant 2 (changed) as well.
         db.tenant(TenantId(2)).put(b"k0", b"new").unwrap();
-        let served = cache.served();
+        let served = cache.stats().served;
         let mut first = db.tenant(TenantId(1)).scan().unwrap();
         for _ in 0..2500 {
             first.next().unwrap().unwrap();
@@ -446,7 +441,7 @@ mod tests {
         assert!(filling() > 3 << 19, "{}", filling());
         assert_eq!(scan(&db, TenantId(2)).len(), 3000);
         assert_eq!(scan(&db, TenantId(2)).len(), 3000);
-        assert_eq!(cache.served(), served, "no fill of tenant 2 was kept");
+        assert_eq!(cache.stats().served, served, "no fill of tenant 2 was kept");
         assert_eq!(first.count(), 500);
         assert!(cache.holds_tenant(TenantId(1)));
         assert_eq!(filling(), 0, "nothing in flight once the scans end");
@@ -468,15 +463,19 @@ mod tests {
         };
         assert_eq!(subject_scan(), 1);
         scan(&db, TenantId(1));
-        assert_eq!(cache.usage().0, 2);
+        assert_eq!(cache.stats().scopes, 2);
         let grace = ShredOptions::with_grace(Duration::from_secs(3600));
         tenant.shred_subject(SubjectId(4), grace).unwrap();
-        assert_eq!(cache.usage().0, 1, "the subject is purged, its tenant not");
+        assert_eq!(
+            cache.stats().scopes,
+            1,
+            "the subject is purged, its tenant not"
+        );
         let err = subject_sealed();
         assert!(matches!(err, Error::Sealed { .. }), "{err:?}");
         assert!(tenant.cancel_shred_subject(SubjectId(4)).unwrap());
         assert_eq!(subject_scan(), 1);
-        assert_eq!(cache.usage().0, 2);
+        assert_eq!(cache.stats().scopes, 2);
 
         // A scan that read every record before a seal does not keep them.
         let mut scan_before = tenant.scan().unwrap();
@@ -496,7 +495,8 @@ mod tests {
         assert!(cache.holds_tenant(TenantId(1)));
         db.shred_tenant(TenantId(1), ShredOptions::immediate())
             .unwrap();
-        assert_eq!(cache.usage(), (0, 0));
+        let stats = cache.stats();
+        assert_eq!((stats.scopes, stats.bytes), (0, 0));
         let err = db.tenant(TenantId(1)).scan().err();
         assert!(matches!(err, Some(Error::Shredded { .. })), "{err:?}");
     }
@@ -554,7 +554,10 @@ mod tests {
             }
             done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        assert!(db.inner.scan_cache.served() > 0, "some scans were served");
+        assert!(
+            db.inner.scan_cache.stats().served > 0,
+            "some scans were served"
+        );
         let final_scan = scan(&db, TenantId(1));
         assert!(final_scan.iter().all(|(_, v)| generation_of(v) == 59));
     }
